@@ -1,0 +1,142 @@
+"""Config validation with messages that name the key, and the expansion of the result matrix."""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _path(err) -> str:
+    parts = [str(p) if not isinstance(p, int) else f"[{p}]" for p in err.absolute_path]
+    out = ""
+    for p in parts:
+        out += p if p.startswith("[") or not out else "." + p
+    return out or "(top level)"
+
+
+def _describe(err) -> str:
+    """A one-line message naming the key, the bad value and what is allowed."""
+    key = _path(err)
+    v = err.validator
+    if v == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        allowed = sorted(err.schema.get("properties", {}))
+        where = key if key != "(top level)" else "the top level"
+        return f"unknown key(s) {extra} in {where}; allowed keys: {allowed}"
+    if v == "enum":
+        return f"{key}: {err.instance!r} is not allowed; allowed values: {err.validator_value}"
+    if v == "type":
+        return f"{key}: {err.instance!r} has the wrong type; expected {err.validator_value}"
+    if v == "required":
+        return f"{key}: {err.message}"
+    if v in ("oneOf", "anyOf"):
+        # find the most specific sub-error (e.g. an SNR list with a string in it)
+        subs = sorted(err.context, key=lambda e: -len(list(e.absolute_path)))
+        if subs and len(list(subs[0].absolute_path)) > len(list(err.absolute_path)):
+            return _describe(subs[0])
+        opts = [s.get("type") or s.get("const") or s.get("required") for s in err.validator_value]
+        return f"{key}: {err.instance!r} does not match any allowed form {opts}"
+    return f"{key}: {err.message}"
+
+
+def validate(config: dict, schema: dict | None = None) -> dict:
+    """Validate ``config`` (in place: defaults are filled in) and return it.
+
+    Raises ConfigError with one line per problem, each naming the key and the allowed values.
+    """
+    import jsonschema
+
+    schema = schema or load_schema()
+    validator_cls = jsonschema.validators.validator_for(schema)
+    errors = sorted(validator_cls(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(dict.fromkeys(_describe(e) for e in errors)))
+    _fill_defaults(config, schema)
+    _check_semantics(config)
+    return config
+
+
+def _fill_defaults(inst, schema):
+    if not isinstance(inst, dict) or schema.get("type") != "object":
+        return
+    for k, sub in schema.get("properties", {}).items():
+        if k not in inst and "default" in sub:
+            inst[k] = copy.deepcopy(sub["default"])
+        if k in inst:
+            _fill_defaults(inst[k], sub)
+    ap = schema.get("additionalProperties")
+    if isinstance(ap, dict):
+        for k, v in inst.items():
+            if k not in schema.get("properties", {}):
+                _fill_defaults(v, ap)
+    if isinstance(inst, list):  # pragma: no cover
+        return
+
+
+def _check_semantics(config: dict) -> None:
+    from .noise import NoiseError, expand_conditions
+    from .precision import known_precisions
+
+    problems = []
+    try:
+        conds = expand_conditions(config["noise"]["conditions"])
+    except NoiseError as e:
+        raise ConfigError(f"invalid config:\n  - {e}") from None
+    names = [c.name for c in conds]
+    m = config["matrix"]
+    for i, name in enumerate(m["models"]):
+        if name not in config["models"]:
+            problems.append(f"matrix.models[{i}]: {name!r} is not in the model registry; known: {sorted(config['models'])}")
+    known = known_precisions(config)
+    for i, p in enumerate(m["precisions"]):
+        if p not in known:
+            problems.append(f"matrix.precisions[{i}]: {p!r} unknown; allowed: {sorted(known)}")
+    if m.get("conditions", "all") != "all":
+        for i, c in enumerate(m["conditions"]):
+            if c not in names:
+                problems.append(f"matrix.conditions[{i}]: {c!r} is not a noise condition; defined: {names}")
+    if problems:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+
+
+def conditions(config: dict):
+    from .noise import expand_conditions
+
+    conds = expand_conditions(config["noise"]["conditions"])
+    wanted = config["matrix"].get("conditions", "all")
+    if wanted != "all":
+        conds = [c for c in conds if c.name in set(wanted)]
+    return conds
+
+
+def stable_hash(obj) -> str:
+    """Short hash of a JSON-able object (sorted keys): same settings, same hash."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: str
+    engine: str
+    precision: str
+    condition: str
+
+
+def matrix_cells(config: dict) -> list[Cell]:
+    m = config["matrix"]
+    return [Cell(mo, en, pr, co.name) for mo in m["models"] for en in m["engines"]
+            for pr in m["precisions"] for co in conditions(config)]

@@ -1,0 +1,759 @@
+"""Convert a CTranslate2 Whisper model directory into a Hugging Face transformers checkpoint.
+
+The study measures the same Whisper weights with two engines: faster-whisper (CTranslate2) and
+transformers (PyTorch). The offline weights this project can reach are CTranslate2 conversions
+(``model.bin`` + ``config.json`` + ``tokenizer.json`` + ``vocabulary.txt``), so this module inverts
+CTranslate2's ``WhisperLoader``: it reads ``model.bin`` directly (the binary layout written by
+``ctranslate2/specs/model_spec.py``), dequantizes the weights, un-fuses the attention projections
+and writes a ``WhisperForConditionalGeneration`` checkpoint that ``from_pretrained`` loads offline:
+
+* ``model.safetensors`` + ``config.json`` (``WhisperConfig`` built from the tensor shapes and the
+  ``num_heads`` attributes stored in ``model.bin``),
+* ``generation_config.json`` (special-token ids from ``tokenizer.json``; ``suppress_tokens``,
+  ``begin_suppress_tokens``, ``alignment_heads`` and, for multilingual models, ``lang_to_id`` /
+  ``task_to_id`` from the CTranslate2 ``config.json``),
+* ``tokenizer.json`` / ``tokenizer_config.json`` / ``special_tokens_map.json`` (the CTranslate2
+  ``tokenizer.json`` plus the timestamp tokens ``<|0.00|>`` .. ``<|30.00|>`` listed in
+  ``vocabulary.txt``, so ``len(tokenizer) == vocab_size`` as in the official checkpoints),
+* ``preprocessor_config.json`` (``WhisperFeatureExtractor`` with ``num_mel_bins`` features),
+* ``normalizer.json`` (the English spelling mapping of Whisper's English text normalizer) when it
+  can be found offline, see :func:`find_english_spelling_mapping`,
+* ``ct2_conversion.json`` (the summary returned by :func:`convert_ct2_whisper`).
+
+CLI: ``python -m edgeasr.ct2_to_hf CT2_DIR OUT_DIR [--dtype float32|float16|bfloat16]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import re
+import shutil
+import struct
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Ct2FormatError",
+    "Ct2ModelBin",
+    "read_ct2_model_bin",
+    "ct2_whisper_state_dict",
+    "convert_ct2_whisper",
+    "find_english_spelling_mapping",
+    "join_model_parts",
+    "SUPPORTED_BINARY_VERSIONS",
+]
+
+#: Binary versions of ``model.bin`` this reader understands (CTranslate2 writes version 6 since 4.x;
+#: 1 has no spec name, 2 adds it, 3 adds aliases, 4 stores a dtype id instead of an item size).
+SUPPORTED_BINARY_VERSIONS = (1, 2, 3, 4, 5, 6)
+
+# Order of the DataType enum in include/ctranslate2/types.h (model_spec._dtype_to_type_id).
+_DTYPE_BY_ID = {0: "float32", 1: "int8", 2: "int16", 3: "int32", 4: "float16", 5: "bfloat16"}
+# Binary versions < 4 store an item size instead of a dtype id (model.cc get_dtype_from_item_size).
+_DTYPE_BY_ITEM_SIZE = {4: "float32", 2: "int16", 1: "int8"}
+_NUMPY_DTYPE = {
+    "float32": np.dtype("<f4"),
+    "int8": np.dtype("i1"),
+    "int16": np.dtype("<i2"),
+    "int32": np.dtype("<i4"),
+    "float16": np.dtype("<f2"),
+    "bfloat16": np.dtype("<u2"),  # raw bits, widened to float32 by _to_float32
+}
+# ops::Quantize::global_int16_scale: int16 models written before scales were saved.
+_GLOBAL_INT16_SCALE = 1000.0
+
+_SAMPLING_RATE = 16000
+_HOP_LENGTH = 160
+_N_FFT = 400
+_CHUNK_LENGTH = 30
+_TIME_PRECISION = 0.02
+
+
+class Ct2FormatError(ValueError):
+    """``model.bin`` (or a file next to it) is not a readable CTranslate2 Whisper model."""
+
+
+@dataclass
+class Ct2ModelBin:
+    """The parsed content of a CTranslate2 ``model.bin``.
+
+    ``variables`` holds the arrays as stored (dtype included, bfloat16 as raw ``uint16`` bits, see
+    ``dtypes``); ``aliases`` maps an alias name to the stored variable it points to.
+    """
+
+    path: Path
+    binary_version: int
+    spec: str
+    spec_revision: int
+    variables: dict[str, np.ndarray]
+    dtypes: dict[str, str]
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def resolve(self, name: str) -> str:
+        """Follow aliases (``decoder/projection/weight`` -> ``decoder/embeddings/weight``)."""
+        seen = set()
+        while name in self.aliases and name not in self.variables:
+            if name in seen:
+                raise Ct2FormatError(f"{self.path}: alias cycle at {name!r}")
+            seen.add(name)
+            name = self.aliases[name]
+        return name
+
+    def has(self, name: str) -> bool:
+        return self.resolve(name) in self.variables
+
+    def raw(self, name: str) -> np.ndarray:
+        real = self.resolve(name)
+        try:
+            return self.variables[real]
+        except KeyError:
+            raise Ct2FormatError(f"{self.path}: variable {name!r} not found") from None
+
+    def scalar(self, name: str, default: Any = None) -> Any:
+        if not self.has(name):
+            return default
+        arr = self.raw(name)
+        return arr.reshape(-1)[0].item() if arr.size else default
+
+    def float32(self, name: str) -> np.ndarray:
+        """The variable as float32, dequantized with its ``_scale`` when it is int8/int16."""
+        real = self.resolve(name)
+        arr = self.raw(name)
+        dtype = self.dtypes[real]
+        if dtype in ("float32", "float16", "bfloat16"):
+            return _to_float32(arr, dtype)
+        if dtype in ("int8", "int16"):
+            # model.cc registers `alias_scale -> variable_scale` for every alias, so look up the
+            # scale next to the resolved variable first, then next to the requested name.
+            scale = None
+            for scale_name in (real + "_scale", name + "_scale"):
+                if self.has(scale_name):
+                    scale = self.float32(scale_name)
+                    break
+            if scale is None:
+                if dtype == "int8":
+                    raise Ct2FormatError(f"{self.path}: int8 variable {name!r} has no {name}_scale")
+                scale = np.float32(_GLOBAL_INT16_SCALE)
+            values = arr.astype(np.float32)
+            scale = np.asarray(scale, dtype=np.float32)
+            if scale.ndim == 0 or scale.size == 1:
+                return values / scale.reshape(())
+            if scale.shape[0] != values.shape[0]:
+                raise Ct2FormatError(
+                    f"{self.path}: scale of {name!r} has shape {scale.shape}, weight {values.shape}"
+                )
+            # Per output row (linear [out, in]; conv1d [out, in, k] was reshaped to 2D to quantize).
+            return values / scale.reshape((-1,) + (1,) * (values.ndim - 1))
+        raise Ct2FormatError(f"{self.path}: variable {name!r} has non-float dtype {dtype}")
+
+    def dtype_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for name, dtype in self.dtypes.items():
+            if self.variables[name].ndim >= 2:
+                counts[dtype] = counts.get(dtype, 0) + 1
+        return counts
+
+
+def _to_float32(arr: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype == "bfloat16":
+        return (arr.astype(np.uint32) << 16).view(np.float32)
+    return arr.astype(np.float32)
+
+
+def read_ct2_model_bin(path: str | os.PathLike) -> Ct2ModelBin:
+    """Parse a CTranslate2 ``model.bin`` (binary versions 1 to 6) without CTranslate2.
+
+    Raises ``FileNotFoundError`` when it is missing and :class:`Ct2FormatError` (naming the file)
+    when it is truncated, has trailing bytes or is not a CTranslate2 model at all.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"CTranslate2 model file not found: {path}")
+    data = path.read_bytes()
+    size = len(data)
+    buf = memoryview(data)
+    offset = 0
+
+    def need(n: int, what: str) -> None:
+        if offset + n > size:
+            raise Ct2FormatError(
+                f"{path}: file is truncated: needed {n} bytes for {what} at offset {offset}, "
+                f"but the file has only {size} bytes"
+            )
+
+    def unpack(fmt: str, what: str) -> int:
+        nonlocal offset
+        n = struct.calcsize("<" + fmt)
+        need(n, what)
+        (value,) = struct.unpack_from("<" + fmt, data, offset)
+        offset += n
+        return value
+
+    def string(what: str) -> str:
+        nonlocal offset
+        length = unpack("H", what + " length")
+        need(length, what)
+        raw = bytes(buf[offset : offset + length])
+        offset += length
+        if not raw or raw[-1] != 0:
+            raise Ct2FormatError(f"{path}: malformed string for {what} at offset {offset - length}")
+        try:
+            return raw[:-1].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Ct2FormatError(f"{path}: malformed string for {what}: {exc}") from None
+
+    version = unpack("I", "the binary version")
+    if version not in SUPPORTED_BINARY_VERSIONS:
+        raise Ct2FormatError(
+            f"{path}: not a CTranslate2 model.bin this reader supports (binary version {version}, "
+            f"supported: {SUPPORTED_BINARY_VERSIONS})"
+        )
+    spec, revision = "", 1
+    if version >= 2:
+        spec = string("the spec name")
+        revision = unpack("I", "the spec revision")
+    num_variables = unpack("I", "the variable count")
+
+    variables: dict[str, np.ndarray] = {}
+    dtypes: dict[str, str] = {}
+    for index in range(num_variables):
+        name = string(f"the name of variable {index}")
+        rank = unpack("B", f"the rank of {name}")
+        shape = tuple(unpack("I", f"the shape of {name}") for _ in range(rank))
+        if version >= 4:
+            type_id = unpack("B", f"the dtype of {name}")
+            if type_id not in _DTYPE_BY_ID:
+                raise Ct2FormatError(f"{path}: variable {name!r} has unknown dtype id {type_id}")
+            dtype = _DTYPE_BY_ID[type_id]
+            num_bytes = unpack("I", f"the byte count of {name}")
+        else:
+            item_size = unpack("B", f"the item size of {name}")
+            if item_size not in _DTYPE_BY_ITEM_SIZE:
+                raise Ct2FormatError(f"{path}: variable {name!r} has unknown item size {item_size}")
+            dtype = _DTYPE_BY_ITEM_SIZE[item_size]
+            num_bytes = unpack("I", f"the element count of {name}") * item_size
+        np_dtype = _NUMPY_DTYPE[dtype]
+        expected = int(np.prod(shape, dtype=np.int64)) * np_dtype.itemsize
+        if expected != num_bytes:
+            raise Ct2FormatError(
+                f"{path}: variable {name!r} declares {num_bytes} bytes but shape {shape} of "
+                f"{dtype} needs {expected}"
+            )
+        need(num_bytes, f"the data of {name}")
+        arr = np.frombuffer(data, dtype=np_dtype, count=num_bytes // np_dtype.itemsize, offset=offset)
+        offset += num_bytes
+        variables[name] = arr.reshape(shape)
+        dtypes[name] = dtype
+
+    aliases: dict[str, str] = {}
+    if version >= 3:
+        num_aliases = unpack("I", "the alias count")
+        for index in range(num_aliases):
+            alias = string(f"the name of alias {index}")
+            aliases[alias] = string(f"the target of alias {alias}")
+    if offset != size:
+        raise Ct2FormatError(
+            f"{path}: {size - offset} unexpected trailing bytes after offset {offset} "
+            "(corrupt file, or parts joined in the wrong order?)"
+        )
+    return Ct2ModelBin(path, version, spec, revision, variables, dtypes, aliases)
+
+
+# --------------------------------------------------------------------------------------------
+# Weights
+# --------------------------------------------------------------------------------------------
+
+
+def _sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> np.ndarray:
+    """Whisper's encoder positional embedding (used only when model.bin does not store it)."""
+    log_inc = math.log(max_timescale) / (channels // 2 - 1)
+    inv = np.exp(-log_inc * np.arange(channels // 2, dtype=np.float64))
+    scaled = np.arange(length, dtype=np.float64)[:, None] * inv[None, :]
+    return np.concatenate([np.sin(scaled), np.cos(scaled)], axis=1).astype(np.float32)
+
+
+def _count_layers(m: Ct2ModelBin, prefix: str) -> int:
+    pattern = re.compile(re.escape(prefix) + r"/layer_(\d+)/")
+    names = list(m.variables) + list(m.aliases)
+    indices = {int(g.group(1)) for g in (pattern.match(n) for n in names) if g}
+    if not indices:
+        return 0
+    if indices != set(range(max(indices) + 1)):
+        raise Ct2FormatError(f"{m.path}: {prefix} layers are not contiguous: {sorted(indices)}")
+    return max(indices) + 1
+
+
+def ct2_whisper_state_dict(m: Ct2ModelBin) -> tuple[dict[str, np.ndarray], dict[str, Any], list[str]]:
+    """Map the CTranslate2 Whisper variables to ``WhisperForConditionalGeneration`` parameter names.
+
+    Returns ``(state_dict, shape_config, notes)``: float32 arrays keyed by transformers names
+    (``proj_out.weight`` included only when it is not tied), the architecture numbers for
+    ``WhisperConfig``, and notes about anything that was not a plain copy.
+    """
+    if m.spec and m.spec != "WhisperSpec":
+        raise Ct2FormatError(f"{m.path}: not a Whisper model (spec {m.spec!r}, expected 'WhisperSpec')")
+    for required in ("encoder/conv1/weight", "encoder/conv2/weight", "decoder/embeddings/weight"):
+        if not m.has(required):
+            raise Ct2FormatError(f"{m.path}: not a CTranslate2 Whisper model (no {required!r})")
+
+    notes: list[str] = []
+    sd: dict[str, np.ndarray] = {}
+    f = m.float32
+
+    def linear(hf: str, ct2: str) -> None:
+        sd[f"{hf}.weight"] = f(f"{ct2}/weight")
+        if m.has(f"{ct2}/bias"):
+            sd[f"{hf}.bias"] = f(f"{ct2}/bias")
+        else:
+            sd[f"{hf}.bias"] = np.zeros(sd[f"{hf}.weight"].shape[0], dtype=np.float32)
+
+    def layer_norm(hf: str, ct2: str) -> None:
+        sd[f"{hf}.weight"] = f(f"{ct2}/gamma")
+        sd[f"{hf}.bias"] = f(f"{ct2}/beta")
+
+    def split(hf_names: list[str], ct2: str, d_model: int, where: str) -> None:
+        w = f(f"{ct2}/weight")
+        if w.shape != (len(hf_names) * d_model, d_model):
+            raise Ct2FormatError(f"{m.path}: {ct2}/weight has shape {w.shape}, expected "
+                                 f"({len(hf_names) * d_model}, {d_model})")
+        b = f(f"{ct2}/bias") if m.has(f"{ct2}/bias") else np.zeros(w.shape[0], np.float32)
+        for i, hf in enumerate(hf_names):
+            rows = slice(i * d_model, (i + 1) * d_model)
+            sd[f"{where}.{hf}.weight"] = np.ascontiguousarray(w[rows])
+            if hf == "k_proj":
+                # Whisper's k_proj has no bias; CTranslate2 fused a zero bias in. A nonzero one
+                # would not change attention anyway (q.b is constant along the softmax axis).
+                k_bias = b[rows]
+                if np.any(k_bias != 0):
+                    notes.append(f"{ct2}: dropped a nonzero k_proj bias (max |b| "
+                                 f"{float(np.abs(k_bias).max()):.3g}); softmax is invariant to it")
+            else:
+                sd[f"{where}.{hf}.bias"] = np.ascontiguousarray(b[rows])
+
+    # Encoder
+    conv1 = f("encoder/conv1/weight")
+    if conv1.ndim != 3:
+        raise Ct2FormatError(f"{m.path}: encoder/conv1/weight has shape {conv1.shape}, expected 3-D")
+    d_model, num_mel_bins = int(conv1.shape[0]), int(conv1.shape[1])
+    sd["model.encoder.conv1.weight"] = conv1
+    sd["model.encoder.conv1.bias"] = f("encoder/conv1/bias")
+    sd["model.encoder.conv2.weight"] = f("encoder/conv2/weight")
+    sd["model.encoder.conv2.bias"] = f("encoder/conv2/bias")
+    if m.has("encoder/position_encodings/encodings"):
+        enc_pos = f("encoder/position_encodings/encodings")
+    else:
+        enc_pos = _sinusoids(1500, d_model)
+        notes.append("encoder position encodings not stored: used Whisper's sinusoids(1500)")
+    sd["model.encoder.embed_positions.weight"] = enc_pos
+    layer_norm("model.encoder.layer_norm", "encoder/layer_norm")
+    encoder_layers = _count_layers(m, "encoder")
+    for i in range(encoder_layers):
+        c, h = f"encoder/layer_{i}", f"model.encoder.layers.{i}"
+        split(["q_proj", "k_proj", "v_proj"], f"{c}/self_attention/linear_0", d_model, f"{h}.self_attn")
+        linear(f"{h}.self_attn.out_proj", f"{c}/self_attention/linear_1")
+        layer_norm(f"{h}.self_attn_layer_norm", f"{c}/self_attention/layer_norm")
+        linear(f"{h}.fc1", f"{c}/ffn/linear_0")
+        linear(f"{h}.fc2", f"{c}/ffn/linear_1")
+        layer_norm(f"{h}.final_layer_norm", f"{c}/ffn/layer_norm")
+
+    # Decoder
+    embed = f("decoder/embeddings/weight")
+    vocab_size = int(embed.shape[0])
+    if embed.shape[1] != d_model:
+        raise Ct2FormatError(f"{m.path}: decoder embeddings {embed.shape} do not match d_model {d_model}")
+    sd["model.decoder.embed_tokens.weight"] = embed
+    if not m.has("decoder/position_encodings/encodings"):
+        raise Ct2FormatError(f"{m.path}: decoder/position_encodings/encodings missing (Whisper's "
+                             "decoder positions are learned)")
+    sd["model.decoder.embed_positions.weight"] = f("decoder/position_encodings/encodings")
+    layer_norm("model.decoder.layer_norm", "decoder/layer_norm")
+    decoder_layers = _count_layers(m, "decoder")
+    for i in range(decoder_layers):
+        c, h = f"decoder/layer_{i}", f"model.decoder.layers.{i}"
+        split(["q_proj", "k_proj", "v_proj"], f"{c}/self_attention/linear_0", d_model, f"{h}.self_attn")
+        linear(f"{h}.self_attn.out_proj", f"{c}/self_attention/linear_1")
+        layer_norm(f"{h}.self_attn_layer_norm", f"{c}/self_attention/layer_norm")
+        split(["q_proj"], f"{c}/attention/linear_0", d_model, f"{h}.encoder_attn")
+        split(["k_proj", "v_proj"], f"{c}/attention/linear_1", d_model, f"{h}.encoder_attn")
+        linear(f"{h}.encoder_attn.out_proj", f"{c}/attention/linear_2")
+        layer_norm(f"{h}.encoder_attn_layer_norm", f"{c}/attention/layer_norm")
+        linear(f"{h}.fc1", f"{c}/ffn/linear_0")
+        linear(f"{h}.fc2", f"{c}/ffn/linear_1")
+        layer_norm(f"{h}.final_layer_norm", f"{c}/ffn/layer_norm")
+
+    # Output projection: tied to the token embedding when model.bin aliases it (or it is equal).
+    tie = True
+    if m.has("decoder/projection/weight"):
+        if m.resolve("decoder/projection/weight") != m.resolve("decoder/embeddings/weight"):
+            proj = f("decoder/projection/weight")
+            if proj.shape != embed.shape or not np.array_equal(proj, embed):
+                tie = False
+                sd["proj_out.weight"] = proj
+                notes.append("decoder/projection/weight differs from the embeddings: proj_out untied")
+    if m.has("decoder/projection/bias"):
+        bias = f("decoder/projection/bias")
+        if np.any(bias != 0):
+            raise Ct2FormatError(f"{m.path}: decoder/projection/bias is nonzero; Whisper's proj_out has "
+                                 "no bias and transformers cannot represent it")
+
+    if m.scalar("decoder/scale_embeddings", 0):
+        notes.append("decoder/scale_embeddings is set in model.bin; Whisper never scales embeddings")
+    activation = m.scalar("decoder/activation", 3)
+    if activation != 3:  # common_spec.Activation.GELU
+        raise Ct2FormatError(f"{m.path}: decoder activation id {activation}, Whisper uses GELU (3)")
+
+    def heads(prefix: str) -> int:
+        value = m.scalar(f"{prefix}/num_heads")
+        if value is None:
+            notes.append(f"{prefix}/num_heads not stored: assumed head size 64")
+            return d_model // 64
+        return int(value)
+
+    shape_config = {
+        "vocab_size": vocab_size,
+        "num_mel_bins": num_mel_bins,
+        "d_model": d_model,
+        "encoder_layers": encoder_layers,
+        "encoder_attention_heads": heads("encoder"),
+        "decoder_layers": decoder_layers,
+        "decoder_attention_heads": heads("decoder"),
+        "encoder_ffn_dim": int(sd["model.encoder.layers.0.fc1.weight"].shape[0]) if encoder_layers else 4 * d_model,
+        "decoder_ffn_dim": int(sd["model.decoder.layers.0.fc1.weight"].shape[0]) if decoder_layers else 4 * d_model,
+        "max_source_positions": int(enc_pos.shape[0]),
+        "max_target_positions": int(sd["model.decoder.embed_positions.weight"].shape[0]),
+        "tie_word_embeddings": tie,
+    }
+    for key in ("encoder_attention_heads", "decoder_attention_heads"):
+        if shape_config[key] <= 0 or d_model % shape_config[key]:
+            raise Ct2FormatError(f"{m.path}: {key}={shape_config[key]} does not divide d_model={d_model}")
+    return sd, shape_config, notes
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenizer / generation config
+# --------------------------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(f"CTranslate2 Whisper directory lacks {path.name}: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise Ct2FormatError(f"{path}: invalid JSON: {exc}") from None
+
+
+def _special_token_ids(tokenizer_json: dict, path: Path) -> dict[str, int]:
+    ids = {t["content"]: int(t["id"]) for t in tokenizer_json.get("added_tokens", [])}
+    vocab = tokenizer_json.get("model", {}).get("vocab", {})
+    needed = ["<|endoftext|>", "<|startoftranscript|>", "<|translate|>", "<|transcribe|>",
+              "<|startofprev|>", "<|notimestamps|>"]
+    out = {}
+    for token in needed:
+        if token in ids:
+            out[token] = ids[token]
+        elif token in vocab:
+            out[token] = int(vocab[token])
+        else:
+            raise Ct2FormatError(f"{path}: special token {token} not found (not a Whisper tokenizer?)")
+    for token in ("<|startoflm|>", "<|nocaptions|>", "<|nospeech|>"):
+        if token in ids:
+            out[token] = ids[token]
+    return out
+
+
+def _language_tokens(tokenizer_json: dict, special: dict[str, int]) -> dict[str, int]:
+    """Language tokens are the added tokens strictly between <|startoftranscript|> and <|translate|>."""
+    lo, hi = special["<|startoftranscript|>"], special["<|translate|>"]
+    return {
+        t["content"]: int(t["id"])
+        for t in sorted(tokenizer_json.get("added_tokens", []), key=lambda t: t["id"])
+        if lo < int(t["id"]) < hi
+    }
+
+
+def _vocabulary_tail(ct2_dir: Path, first_id: int, vocab_size: int) -> list[str]:
+    """Tokens ``first_id .. vocab_size-1`` (timestamps) from vocabulary.txt, else synthesized."""
+    path = ct2_dir / "vocabulary.txt"
+    if path.is_file():
+        tokens = path.read_text(encoding="utf-8").split("\n")
+        if tokens and tokens[-1] == "":
+            tokens = tokens[:-1]
+        if len(tokens) == vocab_size:
+            return tokens[first_id:]
+    return ["<|%.2f|>" % (i * _TIME_PRECISION) for i in range(vocab_size - first_id)]
+
+
+def find_english_spelling_mapping(model_dir: str | os.PathLike | None = None) -> tuple[dict[str, str], str]:
+    """Whisper's British->American spelling mapping (``english.json``) found offline.
+
+    transformers does not ship this file (official checkpoints carry it as ``normalizer.json``).
+    Looks, in order, at ``model_dir/normalizer.json``, the ``whisper_normalizer`` package
+    (PyPI ``whisper-normalizer``) and the ``whisper`` package (PyPI ``openai-whisper``), without
+    importing either. Returns ``(mapping, source)``; ``({}, "none")`` when nothing is found, in
+    which case ``EnglishTextNormalizer`` simply skips the spelling step.
+    """
+    candidates: list[Path] = []
+    if model_dir is not None:
+        candidates.append(Path(model_dir) / "normalizer.json")
+    for package in ("whisper_normalizer", "whisper"):
+        try:
+            spec = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.submodule_search_locations:
+            for location in spec.submodule_search_locations:
+                candidates.append(Path(location) / "normalizers" / "english.json")
+    for candidate in candidates:
+        if candidate.is_file():
+            try:
+                mapping = json.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                continue
+            if isinstance(mapping, dict) and mapping:
+                return {str(k): str(v) for k, v in mapping.items()}, str(candidate)
+    return {}, "none"
+
+
+def join_model_parts(parts: list[str | os.PathLike], support_dir: str | os.PathLike,
+                     out_dir: str | os.PathLike) -> Path:
+    """Assemble a CTranslate2 directory whose ``model.bin`` is shipped split in parts.
+
+    Concatenates ``parts`` in order into ``out_dir/model.bin`` and copies ``config.json``,
+    ``tokenizer.json`` and ``vocabulary.txt`` (when present) from ``support_dir``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "model.bin.partial"
+    with open(tmp, "wb") as dst:
+        for part in parts:
+            part = Path(part)
+            if not part.is_file():
+                raise FileNotFoundError(f"model.bin part not found: {part}")
+            with open(part, "rb") as src:
+                shutil.copyfileobj(src, dst, 16 << 20)
+    os.replace(tmp, out / "model.bin")
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt", "preprocessor_config.json"):
+        src = Path(support_dir) / name
+        if src.is_file():
+            shutil.copyfile(src, out / name)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Conversion
+# --------------------------------------------------------------------------------------------
+
+
+def convert_ct2_whisper(ct2_dir: str | os.PathLike, out_dir: str | os.PathLike, dtype: str = "float32",
+                        overwrite: bool = False, spelling_normalizer: bool = True) -> dict:
+    """Convert the CTranslate2 Whisper model in ``ct2_dir`` into a transformers checkpoint.
+
+    ``dtype`` is the dtype of the saved weights (``float32``, ``float16`` or ``bfloat16``); the
+    weights are widened to float32 first (CTranslate2 float16 weights convert exactly). The output
+    is written to a temporary sibling directory and renamed into ``out_dir``; an existing
+    ``out_dir`` is replaced only with ``overwrite=True``. Returns a summary dict (also written to
+    ``out_dir/ct2_conversion.json``).
+    """
+    import torch
+    from transformers import (AddedToken, GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
+                              WhisperForConditionalGeneration, WhisperProcessor, WhisperTokenizer)
+
+    start = time.perf_counter()
+    ct2_dir, out_dir = Path(ct2_dir), Path(out_dir)
+    torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}.get(dtype)
+    if torch_dtype is None:
+        raise ValueError(f"dtype must be float32, float16 or bfloat16, not {dtype!r}")
+    if not ct2_dir.is_dir():
+        raise FileNotFoundError(f"CTranslate2 model directory not found: {ct2_dir}")
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} exists (pass overwrite=True to replace it)")
+
+    model_bin = read_ct2_model_bin(ct2_dir / "model.bin")
+    state, shape_cfg, notes = ct2_whisper_state_dict(model_bin)
+    ct2_config = _read_json(ct2_dir / "config.json")
+    tokenizer_path = ct2_dir / "tokenizer.json"
+    tokenizer_json = _read_json(tokenizer_path)
+
+    special = _special_token_ids(tokenizer_json, tokenizer_path)
+    vocab_size = shape_cfg["vocab_size"]
+    eot, sot = special["<|endoftext|>"], special["<|startoftranscript|>"]
+    no_ts = special["<|notimestamps|>"]
+    languages = _language_tokens(tokenizer_json, special)
+    # 51864: English-only (.en); 51865: multilingual v1/v2; 51866: large-v3 (+<|yue|>).
+    is_multilingual = vocab_size >= 51865 and len(languages) > 1
+    if not (no_ts < vocab_size and max(special.values()) < vocab_size):
+        raise Ct2FormatError(f"{tokenizer_path}: special tokens beyond the model's vocab_size {vocab_size}")
+    ct2_lang_ids = sorted(int(i) for i in ct2_config.get("lang_ids") or [])
+    if is_multilingual and ct2_lang_ids and ct2_lang_ids != sorted(languages.values()):
+        notes.append("config.json lang_ids differ from the tokenizer's language tokens; used the tokenizer's")
+
+    suppress = [int(i) for i in (ct2_config.get("suppress_ids") or [])]
+    begin_suppress = [int(i) for i in (ct2_config.get("suppress_ids_begin") or [220, eot])]
+    alignment_heads = [[int(a), int(b)] for a, b in (ct2_config.get("alignment_heads") or [])]
+    if not alignment_heads:
+        n, h = shape_cfg["decoder_layers"], shape_cfg["decoder_attention_heads"]
+        alignment_heads = [[layer, head] for layer in range(n // 2, n) for head in range(h)]
+
+    config = WhisperConfig(
+        vocab_size=vocab_size,
+        num_mel_bins=shape_cfg["num_mel_bins"],
+        d_model=shape_cfg["d_model"],
+        encoder_layers=shape_cfg["encoder_layers"],
+        encoder_attention_heads=shape_cfg["encoder_attention_heads"],
+        decoder_layers=shape_cfg["decoder_layers"],
+        decoder_attention_heads=shape_cfg["decoder_attention_heads"],
+        encoder_ffn_dim=shape_cfg["encoder_ffn_dim"],
+        decoder_ffn_dim=shape_cfg["decoder_ffn_dim"],
+        max_source_positions=shape_cfg["max_source_positions"],
+        max_target_positions=shape_cfg["max_target_positions"],
+        activation_function="gelu",
+        scale_embedding=False,
+        tie_word_embeddings=shape_cfg["tie_word_embeddings"],
+        pad_token_id=eot,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        decoder_start_token_id=sot,
+        begin_suppress_tokens=begin_suppress,
+        suppress_tokens=suppress,
+        architectures=["WhisperForConditionalGeneration"],
+    )
+
+    gen_kwargs: dict[str, Any] = dict(
+        alignment_heads=alignment_heads,
+        begin_suppress_tokens=begin_suppress,
+        suppress_tokens=suppress,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        pad_token_id=eot,
+        decoder_start_token_id=sot,
+        forced_decoder_ids=None,
+        is_multilingual=is_multilingual,
+        max_initial_timestamp_index=50,  # 1.0 s, as openai-whisper / faster-whisper
+        max_length=shape_cfg["max_target_positions"],
+        no_timestamps_token_id=no_ts,
+        prev_sot_token_id=special["<|startofprev|>"],
+        return_timestamps=False,
+    )
+    if is_multilingual:
+        gen_kwargs["lang_to_id"] = languages
+        gen_kwargs["task_to_id"] = {"transcribe": special["<|transcribe|>"],
+                                    "translate": special["<|translate|>"]}
+    generation_config = GenerationConfig(**gen_kwargs)
+
+    # Model: build on the meta device, assign the converted tensors (strict: names and shapes).
+    with torch.device("meta"):
+        model = WhisperForConditionalGeneration(config)
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)).to(torch_dtype) for k, v in state.items()}
+    expected = set(model.state_dict().keys())
+    if shape_cfg["tie_word_embeddings"]:
+        expected.discard("proj_out.weight")
+    missing, unexpected = expected - set(tensors), set(tensors) - expected
+    if missing or unexpected:
+        raise Ct2FormatError(f"{model_bin.path}: converted names do not match transformers' Whisper: "
+                             f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+    model.load_state_dict(tensors, strict=False, assign=True)
+    if shape_cfg["tie_word_embeddings"]:
+        model.proj_out.weight = model.model.decoder.embed_tokens.weight
+    model.config.dtype = dtype
+    model.generation_config = generation_config
+    n_params = sum(t.numel() for t in tensors.values())
+
+    # Tokenizer: CTranslate2's tokenizer.json + the timestamp tokens of vocabulary.txt.
+    tokenizer = WhisperTokenizer(tokenizer_file=str(tokenizer_path), unk_token="<|endoftext|>",
+                                 bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                 pad_token="<|endoftext|>")
+    if len(tokenizer) < vocab_size:
+        tail = _vocabulary_tail(ct2_dir, len(tokenizer), vocab_size)
+        tokenizer.add_tokens([AddedToken(t, lstrip=False, rstrip=False, normalized=False, special=False)
+                              for t in tail])
+    if len(tokenizer) != vocab_size:
+        notes.append(f"tokenizer has {len(tokenizer)} tokens, model vocab_size is {vocab_size}")
+    feature_extractor = WhisperFeatureExtractor(
+        feature_size=shape_cfg["num_mel_bins"], sampling_rate=_SAMPLING_RATE, hop_length=_HOP_LENGTH,
+        chunk_length=_CHUNK_LENGTH, n_fft=_N_FFT, padding_value=0.0, return_attention_mask=False)
+    processor = WhisperProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+
+    mapping, mapping_source = find_english_spelling_mapping() if spelling_normalizer else ({}, "disabled")
+
+    summary: dict[str, Any] = {
+        "ct2_dir": str(ct2_dir),
+        "out_dir": str(out_dir),
+        "binary_version": model_bin.binary_version,
+        "spec": model_bin.spec,
+        "spec_revision": model_bin.spec_revision,
+        "source_weight_dtypes": model_bin.dtype_counts(),
+        "dtype": dtype,
+        "config": {**shape_cfg, "is_multilingual": is_multilingual, "decoder_start_token_id": sot,
+                   "eos_token_id": eot, "no_timestamps_token_id": no_ts,
+                   "num_languages": len(languages) if is_multilingual else 0},
+        "n_params": int(n_params),
+        "english_spelling_mapping": mapping_source,
+        "notes": notes,
+    }
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+        # processor_config.json nests the feature extractor; preprocessor_config.json is the
+        # classic file that WhisperFeatureExtractor.from_pretrained and faster-whisper read.
+        feature_extractor.save_pretrained(tmp)
+        if mapping:
+            # WhisperTokenizer.from_pretrained picks normalizer.json up by name (vocab_files_names):
+            # tokenizer.english_spelling_normalizer / tokenizer.normalize() work like on the Hub.
+            (tmp / "normalizer.json").write_text(json.dumps(mapping, indent=2, sort_keys=True,
+                                                            ensure_ascii=False) + "\n", encoding="utf-8")
+        summary["seconds"] = round(time.perf_counter() - start, 3)
+        (tmp / "ct2_conversion.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        _apply_umask(tmp)
+        if out_dir.exists():
+            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
+
+
+def _apply_umask(directory: Path) -> None:
+    """mkdtemp makes 0700 directories (and some writers 0600 files): give them the usual modes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(directory, 0o777 & ~umask)
+    for child in directory.iterdir():
+        if child.is_file():
+            os.chmod(child, 0o666 & ~umask)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("ct2_dir", type=Path)
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = convert_ct2_whisper(args.ct2_dir, args.out_dir, dtype=args.dtype, overwrite=args.overwrite)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

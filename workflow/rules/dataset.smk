@@ -1,0 +1,45 @@
+# Dataset: download (checksummed), safe extraction, selection of the subset into a manifest.
+
+
+rule download_dataset:
+    output:
+        "resources/downloads/{dataset}.archive".format(dataset=config["dataset"]["name"]),
+    params:
+        sources=config["dataset"]["sources"],
+        timeout_s=config["dataset"]["download_timeout_s"],
+    log:
+        "results/logs/dataset/download.log",
+    script:
+        "../scripts/download_dataset.py"
+
+
+rule extract_dataset:
+    input:
+        rules.download_dataset.output,
+    output:
+        directory("resources/dataset/extracted"),
+    log:
+        "results/logs/dataset/extract.log",
+    script:
+        "../scripts/extract_dataset.py"
+
+
+def dataset_root(wildcards):
+    return [] if config["dataset"]["extracted_dir"] else rules.extract_dataset.output
+
+
+rule prepare_dataset:
+    input:
+        dataset_root,
+    output:
+        manifest="resources/dataset/manifest.csv",
+        skipped="resources/dataset/skipped.csv",
+        resampled=directory("resources/dataset/resampled"),
+    params:
+        root=config["dataset"]["extracted_dir"],
+        subset=config["dataset"]["subset"],
+        on_error=config["dataset"]["on_error"],
+    log:
+        "results/logs/dataset/prepare.log",
+    script:
+        "../scripts/prepare_dataset.py"

@@ -1,0 +1,10 @@
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  (edgeasr without pip install)
+from edgeasr.download import download_first  # noqa: E402
+from edgeasr.smk import job_log  # noqa: E402
+
+with job_log(snakemake.log[0]) as log:  # noqa: F821
+    src = download_first(snakemake.params.sources, snakemake.output[0],  # noqa: F821
+                         timeout=snakemake.params.timeout_s, progress_stream=log)  # noqa: F821
+    log.write(f"used {src['url']}\n")
