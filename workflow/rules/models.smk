@@ -1,0 +1,51 @@
+# Models: fetch each model's source once, convert it to the other engine's format when needed.
+
+
+def model_cfg(model):
+    return config["models"][model]
+
+
+ENGINE_FORMAT = {"faster-whisper": "ctranslate2", "transformers": "transformers"}
+
+
+def model_dir(model, engine):
+    """The folder an engine loads: the source itself, or its conversion to the engine's format."""
+    need = ENGINE_FORMAT[engine]
+    if model_cfg(model)["format"] == need:
+        return f"resources/models/{model}/source"
+    return f"resources/models/{model}/converted-{need}"
+
+
+rule fetch_model:
+    output:
+        directory("resources/models/{model}/source"),
+    params:
+        source=lambda wc: model_cfg(wc.model)["source"],
+    log:
+        "results/logs/models/{model}/fetch.log",
+    script:
+        "../scripts/fetch_model.py"
+
+
+rule convert_ct2_to_transformers:
+    input:
+        "resources/models/{model}/source",
+    output:
+        directory("resources/models/{model}/converted-transformers"),
+    log:
+        "results/logs/models/{model}/convert-transformers.log",
+    benchmark:
+        "results/benchmarks/models/{model}/convert-transformers.tsv"
+    script:
+        "../scripts/convert_model.py"
+
+
+rule convert_transformers_to_ct2:
+    input:
+        "resources/models/{model}/source",
+    output:
+        directory("resources/models/{model}/converted-ctranslate2"),
+    log:
+        "results/logs/models/{model}/convert-ctranslate2.log",
+    script:
+        "../scripts/convert_model.py"

@@ -1,0 +1,101 @@
+"""Shared fixtures. The offline mirror of the study's test set lives in ../shared (CI has it)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EDGEASR_SHARED", ROOT.parent / "shared"))
+MIRROR = SHARED / "mirror" / "openslr-31" / "dev-clean-2-3752-4944.tar.gz"
+MIRROR_SHA256 = "d620ff975c2d8e0c47b6463deb79316c00ceb2e79aea95a91a6bdc28d07f9614"
+PAPER_NOISY = SHARED / "mirror" / "paper-noisy-amp0.1-3752-4944.tar.gz"
+TEGRASTATS_FORMATS = SHARED / "fixtures" / "tegrastats" / "formats.txt"
+
+sys.path.insert(0, str(ROOT / "workflow"))
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        msg = f"{path} is missing: tests need ../shared beside the checkout (set EDGEASR_SHARED to move it)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)  # in CI a missing fixture is an error, never a skip
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mirror_archive() -> Path:
+    return _need(MIRROR)
+
+
+@pytest.fixture(scope="session")
+def librispeech_dir(tmp_path_factory, mirror_archive) -> Path:
+    """The study's 70 utterances, extracted once per session (real LibriSpeech audio)."""
+    d = tmp_path_factory.mktemp("librispeech")
+    with tarfile.open(mirror_archive) as tf:
+        tf.extractall(d, filter="data")
+    return d / "LibriSpeech" / "dev-clean-2" / "3752" / "4944"
+
+
+@pytest.fixture(scope="session")
+def paper_noisy_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("paper_noisy")
+    with tarfile.open(_need(PAPER_NOISY)) as tf:
+        tf.extractall(d, filter="data")
+    return next(p.parent for p in d.rglob("*.flac"))
+
+
+@pytest.fixture(scope="session")
+def default_config() -> dict:
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def mirror_config(max_utterances=None, **overrides) -> dict:
+    """A config for workflow tests: the default one pointed at the offline mirror."""
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["dataset"]["sources"] = [{"url": str(_need(MIRROR)), "checksum": f"sha256:{MIRROR_SHA256}"}]
+    cfg["dataset"]["subset"]["max_utterances"] = max_utterances
+    for k, v in overrides.items():
+        cfg[k] = v
+    return cfg
+
+
+def run_snakemake(workdir: Path, config: dict, *args, check=True, timeout=1800) -> subprocess.CompletedProcess:
+    """Run the project's Snakefile in ``workdir`` with ``config`` (written to workdir/config.yaml)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg_path = workdir / "test-config.yaml"
+    cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    cmd = [shutil.which("snakemake") or "snakemake", *args, "--snakefile", str(ROOT / "Snakefile"), "--directory",
+           str(workdir), "--configfile", str(cfg_path)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+    if check and p.returncode != 0:
+        raise AssertionError(f"snakemake failed ({p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-6000:]}")
+    return p
+
+
+def dry_run_jobs(workdir: Path, config: dict, *targets) -> dict[str, int]:
+    """Job counts per rule of a dry run (what a config change would schedule)."""
+    p = run_snakemake(workdir, config, *targets, "-n", "--cores", "1", "--quiet", "rules")
+    counts: dict[str, int] = {}
+    text = p.stdout + p.stderr
+    started = False
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "job" and parts[1] == "count":
+            started = True
+            continue
+        if started:
+            if len(parts) == 2 and parts[1].isdigit():
+                if parts[0] == "total":
+                    break
+                counts[parts[0]] = int(parts[1])
+            elif parts and set(parts[0]) <= {"-"}:
+                continue
+    return counts

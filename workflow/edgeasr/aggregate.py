@@ -1,0 +1,62 @@
+"""The results tables: one row per cell (cells.csv) and one per (cell, utterance) (utterances.csv)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+KEYS = ["model", "engine", "precision", "condition"]
+CELL_COLUMNS = [
+    *KEYS, "paper_model", "family", "noise_kind", "snr_db", "noise_amplitude", "status", "status_reason",
+    "device", "device_name", "compute_type", "quantizer", "precision_method", "weight_bits",
+    "n_utterances", "audio_s", "load_s", "transcribe_s", "transcribe_s_min", "transcribe_s_max", "repeats",
+    "rtf", "rtfx", "peak_rss_mb", "peak_accel_mem_mb", "param_count", "model_params_m", "param_bytes", "disk_bytes",
+    "threads", "batch_size",
+    "wer_pct", "wer_ci_low_pct", "wer_ci_high_pct", "cer_pct", "ref_words", "hits", "substitutions", "deletions",
+    "insertions",
+    "energy_backend", "energy_rail", "energy_j", "mean_power_w", "idle_power_w", "energy_above_idle_j",
+    "energy_j_per_audio_s", "energy_j_per_utterance", "paper_style_energy_j", "window_s", "energy_samples",
+    "backend", "edgeasr_version", "python_version", "torch_version", "transformers_version", "ctranslate2_version",
+    "faster_whisper_version", "torchao_version", "host", "os", "cpu_model", "gpu_model", "git_commit",
+    "cell_config_hash", "config_hash", "started_utc", "finished_utc",
+]
+UTT_COLUMNS = [*KEYS, "utt_id", "audio_s", "seconds", "reference", "hypothesis", "ref_norm", "hyp_norm", "ref_words",
+               "errors", "substitutions", "deletions", "insertions", "wer_pct"]
+
+
+def _read_json(p) -> dict:
+    return json.loads(Path(p).read_text())
+
+
+def build_tables(cell_files, score_files, energy_files, utterance_files, unsupported: list[dict],
+                 conditions: dict, models: dict, config_hash: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows, utt_frames = [], []
+    for cf, sf, ef, uf in zip(cell_files, score_files, energy_files, utterance_files):
+        row = {**_read_json(cf), **_read_json(sf), **_read_json(ef)}
+        rows.append(row)
+        u = pd.read_csv(uf, dtype={"utt_id": str}, keep_default_na=False)
+        if len(u):
+            for k in KEYS:
+                u.insert(KEYS.index(k), k, row[k])
+            utt_frames.append(u)
+    for u in unsupported:
+        rows.append({**u, "energy_backend": None})
+    df = pd.DataFrame(rows)
+    for name, col in (("noise_kind", "kind"), ("snr_db", "snr_db"), ("noise_amplitude", "amplitude")):
+        df[name] = [conditions.get(c, {}).get(col) for c in df["condition"]]
+    df["paper_model"] = [models.get(m, {}).get("paper_model") for m in df["model"]]
+    df["family"] = [models.get(m, {}).get("family") for m in df["model"]]
+    if "param_count" in df:
+        df["model_params_m"] = pd.to_numeric(df["param_count"], errors="coerce") / 1e6
+    df["device_name"] = [r.get("gpu_model") or r.get("cpu_model") for r in rows]
+    df["config_hash"] = config_hash
+    extra = sorted(c for c in df.columns if c not in CELL_COLUMNS)  # per-rail energy columns and the like
+    df = df.reindex(columns=CELL_COLUMNS + extra)
+    order = {"ok": 0, "failed": 1, "unsupported": 2}
+    df = df.sort_values(KEYS, kind="stable").reset_index(drop=True)
+    df["status"] = df["status"].fillna("failed")
+    assert set(df["status"]) <= set(order), f"unknown status in {set(df['status'])}"
+    utts = pd.concat(utt_frames, ignore_index=True) if utt_frames else pd.DataFrame(columns=UTT_COLUMNS)
+    utts = utts.reindex(columns=UTT_COLUMNS)
+    return df, utts

@@ -1,0 +1,166 @@
+"""transformers engine: Whisper / SpeechT5 (seq2seq, generate) and CTC models (argmax + tokenizer decode).
+
+Precisions: float dtypes via ``torch_dtype``; ``int8`` via torchao int8 weight-only quantization on a
+GPU, or torch's dynamic int8 quantization of ``nn.Linear`` on a CPU (torchao has no fast CPU int8
+path); configured quantizers (General Quantizer, uniform k-bit) load a packed checkpoint.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Engine
+
+
+def _dtype(name: str):
+    import torch
+
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name or "float32"]
+
+
+class TransformersEngine(Engine):
+    name = "transformers"
+
+    def load(self) -> None:
+        import torch
+
+        s = self.settings
+        torch.set_num_threads(s.threads)
+        self.device = "cuda" if s.device in ("cuda", "jetson") else "cpu"
+        dtype = _dtype(self.plan.torch_dtype)
+        fam = s.family
+        if fam == "whisper":
+            from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+            self.processor = WhisperProcessor.from_pretrained(self.model_dir)
+            model = WhisperForConditionalGeneration.from_pretrained(self.model_dir, dtype=dtype)
+        elif fam == "speecht5":
+            from transformers import SpeechT5ForSpeechToText, SpeechT5Processor
+
+            self.processor = SpeechT5Processor.from_pretrained(self.model_dir)
+            model = SpeechT5ForSpeechToText.from_pretrained(self.model_dir, dtype=dtype)
+        elif fam == "ctc":
+            from transformers import AutoModelForCTC, AutoProcessor
+
+            self.processor = AutoProcessor.from_pretrained(self.model_dir)
+            model = AutoModelForCTC.from_pretrained(self.model_dir, dtype=dtype)
+        else:
+            raise ValueError(f"family {fam!r} unknown to the transformers engine")
+        model.eval()
+        method = self.plan.method
+        self.quantizer = "none"
+        if method == "dynamic-int8":
+            from torch.ao.quantization import quantize_dynamic
+
+            model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            self.quantizer = f"torch.ao.quantization.quantize_dynamic qint8 Linear (torch {torch.__version__})"
+        model.to(self.device)
+        if method == "torchao-int8":
+            import torchao
+            from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+            quantize_(model, Int8WeightOnlyConfig())
+            self.quantizer = f"torchao {torchao.__version__} Int8WeightOnlyConfig"
+        elif method in ("gq", "uniform"):
+            from ..gq import apply_packed, load_packed
+
+            packed = load_packed(self.packed_path)
+            apply_packed(model, packed)
+            self.quantizer = f"edgeasr.gq {method} packed ({self.packed_path})"
+        self.model = model
+        self.dtype = dtype
+        self._is_en = fam == "whisper" and getattr(model.generation_config, "is_multilingual", True) is False
+
+    packed_path = None  # set by the cell for gq / uniform precisions
+
+    def _features(self, batch: list[np.ndarray]):
+        fam = self.settings.family
+        audio = [a.astype(np.float32) for a in batch]
+        if fam == "whisper":
+            feats = self.processor.feature_extractor(audio, sampling_rate=16000, return_tensors="pt")
+            return {"input_features": feats.input_features.to(self.device, self.dtype)}
+        inputs = self.processor(audio=audio, sampling_rate=16000, return_tensors="pt", padding=True)
+        out = {"input_values": inputs["input_values"].to(self.device, self.dtype)}
+        if "attention_mask" in inputs:
+            out["attention_mask"] = inputs["attention_mask"].to(self.device)
+        return out
+
+    def transcribe(self, batch: list[np.ndarray]) -> list[str]:
+        import torch
+
+        s = self.settings
+        with torch.inference_mode():
+            inputs = self._features(batch)
+            if s.family == "ctc":
+                logits = self.model(**inputs).logits
+                ids = torch.argmax(logits, dim=-1)
+                return [t.strip() for t in self.processor.batch_decode(ids)]
+            kwargs = dict(num_beams=s.beam_size, do_sample=False, max_new_tokens=s.max_new_tokens)
+            if s.family == "whisper":
+                kwargs.update(return_timestamps=False)
+                if not self._is_en:
+                    kwargs.update(language=s.language, task="transcribe")
+            ids = self.model.generate(**inputs, **kwargs)
+            return [t.strip() for t in self.processor.batch_decode(ids, skip_special_tokens=True)]
+
+    def param_count(self) -> int | None:
+        return int(sum(p.numel() for p in self._tensors()))
+
+    def param_bytes(self) -> int | None:
+        return int(sum(t.numel() * t.element_size() for t in self._tensors()))
+
+    def _tensors(self):
+        """Every weight tensor once (tied weights counted once; packed quantized weights included)."""
+        import torch
+
+        seen, out = set(), []
+        for v in self.model.state_dict(keep_vars=True).values():
+            if not isinstance(v, torch.Tensor):
+                continue
+            t = v
+            if hasattr(t, "dequantize") and t.is_quantized:
+                key = ("q", t.data_ptr() if hasattr(t, "data_ptr") else id(t))
+                if key not in seen:
+                    seen.add(key)
+                    out.append(t.int_repr() if hasattr(t, "int_repr") else t)
+                continue
+            try:
+                key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+            except Exception:
+                key = id(t)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(t)
+        # dynamic-quantized Linear keeps its packed weight outside state_dict tensors
+        for mod in self.model.modules():
+            w = getattr(mod, "weight", None)
+            if callable(w) and hasattr(mod, "_packed_params"):
+                try:
+                    wt = mod.weight()
+                    out.append(wt.int_repr())
+                    b = mod.bias()
+                    if b is not None:
+                        out.append(b)
+                except Exception:
+                    pass
+        return out
+
+    def accel_memory_reset(self) -> None:
+        import torch
+
+        if self.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+
+    def peak_accel_mem_bytes(self) -> int | None:
+        import torch
+
+        if self.device == "cuda":
+            return int(torch.cuda.max_memory_allocated())
+        return None
+
+    def describe(self) -> dict:
+        import torch
+        import transformers
+
+        return {"compute_type": self.plan.compute_type, "quantizer": self.quantizer,
+                "backend": f"transformers {transformers.__version__} / torch {torch.__version__}"}

@@ -1,0 +1,58 @@
+"""The inference job behind the ``infer`` rule: one cell, its power window, its outputs."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+from .atomic import write_csv, write_json
+from .cell import CellSpec, load_inputs, run_cell
+from .config import stable_hash
+from .engines.base import EngineSettings
+from .models import dir_bytes
+from .precision import Plan
+from .provenance import provenance
+
+log = logging.getLogger(__name__)
+
+
+class CellFailed(RuntimeError):
+    pass
+
+
+def run_infer_job(wildcards: dict, inputs: dict, outputs: dict, cell: dict, energy: dict, threads: int) -> dict:
+    from .energy import make_meter
+
+    plan = Plan(**cell["plan"])
+    s = dict(cell["settings"])
+    s["threads"] = int(threads)
+    settings = EngineSettings(**s)
+    spec = CellSpec(model=wildcards["model"], engine=wildcards["engine"], precision=wildcards["precision"],
+                    condition=wildcards["condition"], family=cell["family"], batch_size=int(cell["batch_size"]),
+                    repeats=int(cell["repeats"]), warmup_utterances=int(cell["warmup_utterances"]))
+    data = load_inputs(inputs["noise"], inputs["manifest"])
+    meter = make_meter(energy["backend"], log_path=Path(outputs["power_log"]), markers_path=Path(outputs["markers"]),
+                       interval_ms=int(energy["interval_ms"]), idle_s=float(energy["idle_s"]),
+                       use_sudo=bool(energy.get("sudo", False)))
+
+    def hook(event: str, name: str) -> None:
+        (meter.begin_window if event == "begin" else meter.end_window)(name)
+
+    started = dt.datetime.now(dt.timezone.utc)
+    with meter:
+        row, utts = run_cell(spec, inputs["model"], plan, settings, data, window_hook=hook,
+                             packed_path=inputs.get("packed"))
+    row.update({
+        "energy_backend": energy["backend"],
+        "disk_bytes": dir_bytes(inputs["packed"]) if inputs.get("packed") else dir_bytes(inputs["model"]),
+        "cell_config_hash": stable_hash({"cell": cell, "energy": energy, "threads": threads}),
+        "started_utc": started.isoformat(timespec="seconds"),
+        "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **provenance(settings.device),
+    })
+    if row["status"] == "failed" and cell.get("on_failure") == "stop":
+        raise CellFailed(f"cell {wildcards} failed: {row['status_reason']} (inference.on_failure: stop)")
+    write_csv(outputs["transcripts"], utts)
+    write_json(outputs["cell"], row)
+    log.info("cell %s: %s %s", wildcards, row["status"], row.get("status_reason", ""))
+    return row
