@@ -33,8 +33,12 @@ wildcard_constraints:
 
 
 def cell_plan(model, engine, precision):
-    family = config["models"][model]["family"]
-    return precision_plan(engine, precision, DEVICE, family=family, quantizers=QUANTIZERS)
+    m = config["models"][model]
+    if "engines" in m and engine not in m["engines"]:
+        from edgeasr.precision import Plan
+
+        return Plan(False, f"engine {engine} is not enabled for this model (models.{model}.engines: {m['engines']})")
+    return precision_plan(engine, precision, DEVICE, family=m["family"], quantizers=QUANTIZERS)
 
 
 def matrix_cells():
