@@ -67,14 +67,19 @@ def mirror_config(max_utterances=None, **overrides) -> dict:
     return cfg
 
 
-def run_snakemake(workdir: Path, config: dict, *args, check=True, timeout=1800) -> subprocess.CompletedProcess:
-    """Run the project's Snakefile in ``workdir`` with ``config`` (written to workdir/config.yaml)."""
+def snakemake_cmd(workdir: Path, config: dict, *args) -> list[str]:
     workdir.mkdir(parents=True, exist_ok=True)
     cfg_path = workdir / "test-config.yaml"
     cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    cmd = [shutil.which("snakemake") or "snakemake", *args, "--snakefile", str(ROOT / "Snakefile"), "--directory",
-           str(workdir), "--configfile", str(cfg_path)]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+    return [shutil.which("snakemake") or "snakemake", *args, "--snakefile", str(ROOT / "Snakefile"), "--directory",
+            str(workdir), "--configfile", str(cfg_path)]
+
+
+def run_snakemake(workdir: Path, config: dict, *args, check=True, timeout=1800, env=None
+                  ) -> subprocess.CompletedProcess:
+    """Run the project's Snakefile in ``workdir`` with ``config`` (written to workdir/config.yaml)."""
+    cmd = snakemake_cmd(workdir, config, *args)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir, env=env)
     if check and p.returncode != 0:
         raise AssertionError(f"snakemake failed ({p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-6000:]}")
     return p
