@@ -20,4 +20,5 @@ include: "workflow/rules/figures.smk"
 rule all:
     input:
         ALL_TARGETS,
+        FIGURE_TARGETS,
     default_target: True

@@ -109,8 +109,39 @@ def _check_semantics(config: dict) -> None:
         for i, c in enumerate(m["conditions"]):
             if c not in names:
                 problems.append(f"matrix.conditions[{i}]: {c!r} is not a noise condition; defined: {names}")
+    problems += _check_training_splits(config)
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+
+
+def _ids(v) -> set[str] | str:
+    return "all" if v == "all" else {str(x) for x in v}
+
+
+def _check_training_splits(config: dict) -> list[str]:
+    """A quantization-aware training split must not share a speaker/chapter with the test set."""
+    out = []
+    test = config["dataset"].get("subset", {})
+    t_spk, t_chap = _ids(test.get("speakers", "all")), _ids(test.get("chapters", "all"))
+    for name, q in (config.get("quantizers") or {}).items():
+        if q.get("mode") != "qat":
+            continue
+        tr = q.get("training")
+        if not tr or not tr.get("extracted_dir"):
+            out.append(f"quantizers.{name}.training.extracted_dir: mode 'qat' needs a training split "
+                       "(a LibriSpeech folder that does not hold the test utterances)")
+            continue
+        spk, chap = _ids(tr.get("speakers", "all")), _ids(tr.get("chapters", "all"))
+        same_dir = config["dataset"].get("extracted_dir") and \
+            Path(tr["extracted_dir"]).resolve() == Path(config["dataset"]["extracted_dir"]).resolve()
+        spk_overlap = spk == "all" or t_spk == "all" or bool(spk & t_spk)
+        chap_overlap = chap == "all" or t_chap == "all" or bool(chap & t_chap)
+        if spk_overlap and chap_overlap and (same_dir or spk != "all" or chap != "all"):
+            out.append(f"quantizers.{name}.training: speakers {sorted(spk) if spk != 'all' else 'all'} / chapters "
+                       f"{sorted(chap) if chap != 'all' else 'all'} overlap the test set (dataset.subset: speakers "
+                       f"{sorted(t_spk) if t_spk != 'all' else 'all'}, chapters {sorted(t_chap) if t_chap != 'all' else 'all'}); "
+                       "pick speakers or chapters that are not tested")
+    return out
 
 
 def conditions(config: dict):

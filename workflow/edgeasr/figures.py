@@ -26,6 +26,7 @@ import os
 import sys
 import tempfile
 import textwrap
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -296,7 +297,7 @@ def model_label(model: str, params_m: float | None) -> str:
 
 
 def _is_num(x) -> bool:
-    return x is not None and not (isinstance(x, float) and math.isnan(x)) and not pd.isna(x)
+    return x is not None and not pd.isna(x)
 
 
 def _first_text(value) -> str:
@@ -363,8 +364,8 @@ def study_noisy_condition(cells: pd.DataFrame, amplitude: float = 0.1) -> str | 
 
 
 def _index_cells(df: pd.DataFrame, keys) -> dict:
-    return {k if isinstance(k, tuple) else (k,): row for k, row in
-            ((tuple(r[c] for c in keys), r) for _, r in df.iterrows())}
+    """{(values of ``keys``): row}."""
+    return {tuple(r[c] for c in keys): r for _, r in df.iterrows()}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -481,7 +482,8 @@ def paper_cost_points(paper: pd.DataFrame, is_energy: bool) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["paper_model", "precision", "x", "wer_pct"])
 
 
-def fig8_data(cells, precision="auto", energy_metric="energy_j", memory_metric="peak_rss_mb") -> tuple[pd.DataFrame, dict]:
+def fig8_data(cells, precision="auto", energy_metric="energy_j",
+              memory_metric="peak_rss_mb") -> tuple[pd.DataFrame, dict]:
     """Clean cells at one precision: x (energy or time), WER, RTF, memory; gaps listed with reasons."""
     prec = choose_fig8_precision(cells, precision)
     x, xlabel, is_energy = cost_axis(cells, "auto", energy_metric)
@@ -603,12 +605,23 @@ def _fmt(x, digits=2) -> str:
     return "n/a" if not _is_num(x) else f"{x:.{digits}f}"
 
 
+def ran_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    """The cells that ran (status ok), or all of them when none did: where provenance is read from
+    (a never-scheduled cell records no device name or versions)."""
+    ok = cells[cells["status"] == "ok"]
+    return ok if len(ok) else cells
+
+
 def _energy_backends(cells) -> str:
-    return ", ".join(sorted(set(cells["energy_backend"]) - {""})) or "none"
+    return ", ".join(sorted(set(ran_cells(cells)["energy_backend"]) - {""})) or "none"
 
 
 def _reasons(rows: pd.DataFrame, limit: int = 3) -> str:
-    texts = list(dict.fromkeys(f"{r['model']} {r['precision']}: {status_text(r)}" for _, r in rows.iterrows()))
+    """Distinct status reasons of ``rows``, each with the engines it applies to."""
+    groups: dict = {}
+    for _, r in rows.iterrows():
+        groups.setdefault(status_text(r), set()).add(r["engine"])
+    texts = [f"{reason} ({', '.join(sorted(engines))})" for reason, engines in groups.items()]
     more = f" (+{len(texts) - limit} more)" if len(texts) > limit else ""
     return "; ".join(texts[:limit]) + more
 
@@ -623,14 +636,11 @@ def _paper_ratio_text(paper: pd.DataFrame) -> str:
     return f"fp16/fp32 energy ratio {parts} (Whisper, faster-whisper, Fig. 5)"
 
 
-def _paper_series_text(paper, metric_fn, unit, what) -> str:
-    models = sorted((m for m in STUDY_MODEL_PARAMS_M), key=STUDY_MODEL_PARAMS_M.get)
-    vals = [(m, metric_fn(m)) for m in models]
-    vals = [(m, v) for m, v in vals if _is_num(v)]
-    if not vals:
-        return what
-    return ", ".join(f"{m.replace('whisper-', '')} {v:+.1f}{unit}" if unit == " pp" else
-                     f"{m.replace('whisper-', '')} {v:.0f}{unit}" for m, v in vals) + f" ({what})"
+def _paper_series_text(value_of: Callable, fmt: str, what: str) -> str:
+    """The study's Whisper models, smallest first: "tiny <value>, base <value>, ... (what)"."""
+    vals = [(m, value_of(m)) for m in sorted(STUDY_MODEL_PARAMS_M, key=STUDY_MODEL_PARAMS_M.get)]
+    parts = [f"{m.replace('whisper-', '')} {format(v, fmt)}" for m, v in vals if _is_num(v)]
+    return (", ".join(parts) + f" ({what})") if parts else what
 
 
 def _fp16_energy_finding(cells, paper, energy_metric) -> dict:
@@ -658,10 +668,12 @@ def _fp16_energy_finding(cells, paper, energy_metric) -> dict:
             why = "no fp16 cell ran: " + _reasons(fp16)
         elif not (fp32["status"] == "ok").any():
             why = "no fp32 cell ran: " + _reasons(fp32)
-        elif not any_energy(cells, energy_metric):
-            why = f"no energy measured (energy backend: {_energy_backends(cells)}; no power sensor)"
         else:
-            why = "no model has both fp16 and fp32 energy on clean audio"
+            why = ""
+        if not any_energy(cells, energy_metric):
+            why = (why + "; and " if why else "") + \
+                f"no energy measured (energy backend: {_energy_backends(cells)}; no power sensor)"
+        why = why or "no model has both fp16 and fp32 energy on clean audio"
         return {"claim_id": "fp16_vs_fp32_energy", "claim": claim, "study": study,
                 "measured": "no fp16/fp32 energy pair" + time_text, "n": 0, "verdict": NOT_MEASURABLE, "why": why}
     ratios = [r for _, r in pairs]
@@ -679,12 +691,12 @@ def _fp16_energy_finding(cells, paper, energy_metric) -> dict:
 
 
 def _best_group(table: pd.DataFrame, min_sizes: int = 2):
-    """(engine, precision) group with the most distinct model sizes (ties: precision order)."""
+    """(engine, precision) group with the most distinct model sizes (ties: precision order, then engine)."""
     best, best_key = None, None
     order = {p: i for i, p in enumerate(precision_order(table["precision"]))}
     for (engine, precision), grp in table.groupby(["engine", "precision"]):
         n = grp["model_params_m"].nunique()
-        key = (n, -order.get(precision, 99), engine)
+        key = (n, -order.get(precision, 99))  # ties: first precision, then first engine (alphabetical)
         if n >= min_sizes and (best_key is None or key > best_key):
             best, best_key = (engine, precision, grp), key
     return best
@@ -694,8 +706,8 @@ def _size_noise_finding(cells, paper, noisy_amplitude=0.1) -> dict:
     claim = "bigger models degrade less under noise"
     pc = paper_lookup(paper, ["fig4"], "wer_pct", CLEAN)
     pn = paper_lookup(paper, ["fig4"], "wer_pct", STUDY_NOISY_KIND)
-    study = _paper_series_text(paper, lambda m: pn.get((m, "fp16"), np.nan) - pc.get((m, "fp16"), np.nan),
-                               " pp", "WER noisy - clean, uniform noise amplitude 0.1, fp16, Fig. 4")
+    study = _paper_series_text(lambda m: pn.get((m, "fp16"), np.nan) - pc.get((m, "fp16"), np.nan), "+.1f",
+                               "pp WER noisy - clean, uniform noise amplitude 0.1, fp16, Fig. 4")
     noisy = study_noisy_condition(cells, noisy_amplitude)
     noisy_conds = [noisy] if noisy else sorted(set(cells.loc[cells["noise_kind"] != CLEAN, "condition"]))
     where = (f"condition {noisy}" if noisy else
@@ -738,7 +750,7 @@ def _size_noise_finding(cells, paper, noisy_amplitude=0.1) -> dict:
 def _size_energy_finding(cells, paper, energy_metric) -> dict:
     claim = "bigger models use more energy"
     e = paper_lookup(paper, ["fig5"], "energy_j")
-    study = _paper_series_text(paper, lambda m: e.get((m, "fp16"), np.nan), " J", "fp16, Fig. 5")
+    study = _paper_series_text(lambda m: e.get((m, "fp16"), np.nan), ".0f", "J, fp16, Fig. 5")
     ok = clean_cells(cells)
     ok = ok[(ok["status"] == "ok") & ok["model_params_m"].notna()]
     with_e = ok[ok[energy_metric].notna()]
@@ -803,6 +815,7 @@ def _uniq(series) -> list[str]:
 def provenance(cells: pd.DataFrame) -> str:
     if cells.empty:
         return "This run: no cells in the table."
+    cells = ran_cells(cells)
     dev = "; ".join(f"{name} ({kind})" if name else kind for name, kind in
                     sorted(set(zip(cells["device_name"], cells["device"]))) if name or kind) or "device not recorded"
     versions = []
@@ -1004,11 +1017,18 @@ def new_figure(nrows, ncols, panel_w, panel_h, notes: list[str], extra_w: float 
 
 
 def _title(fig, title: str, subtitle: str = ""):
+    """Title (and subtitle) at the top left, in the band ``new_figure`` reserved; the font shrinks
+    (down to 8 pt) rather than let a long title run off a narrow figure."""
     height, _ = fig._edgeasr_band
+    width_pt = fig.get_size_inches()[0] * 72 * 0.97
+
+    def size(text, largest):
+        return max(8.0, min(largest, width_pt / (max(len(text), 1) * 0.62)))
     y = 1 - 0.08 / height
-    fig.text(0.01, y, title, ha="left", va="top", fontsize=11.5, fontweight="bold")
+    fig.text(0.01, y, title, ha="left", va="top", fontsize=size(title, 11.5), fontweight="bold")
     if subtitle:
-        fig.text(0.01, y - 0.27 / height, subtitle, ha="left", va="top", fontsize=9, color="#333333")
+        fig.text(0.01, y - 0.27 / height, subtitle, ha="left", va="top", fontsize=size(subtitle, 9),
+                 color="#333333")
 
 
 def _legend_top(fig, handles, ncol):
@@ -1128,6 +1148,7 @@ def _paper_missing_note(data: pd.DataFrame, show_paper: bool, paper: pd.DataFram
 # the figures
 # --------------------------------------------------------------------------------------------------
 def plot_fig4(cells, paper, show_paper=True, fig4_noisy_amplitude=0.1, **_):
+    _pyplot()  # theme first: legend proxies below take their style from it
     from matplotlib.patches import Patch
     import seaborn as sns
     data = fig4_data(cells, paper, fig4_noisy_amplitude)
@@ -1187,7 +1208,8 @@ def _bar_panels(cells, data, panels, colors, show_paper, title, notes_extra, pap
     ncol = _legend_ncol([h.get_label() for h in handles], fig_w)
     notes = [_gap_notes(data["gap"])] + notes_extra + [_paper_missing_note(data, show_paper, *paper_figs)]
     fig, axes = new_figure(len(panels), max(len(engines), 1), panel_w, 3.4, _notes(cells, notes),
-                           extra_w=0.6, subtitle=bool(subtitle), legend_rows=_legend_rows([h.get_label() for h in handles], ncol))
+                           extra_w=0.6, subtitle=bool(subtitle),
+                           legend_rows=_legend_rows([h.get_label() for h in handles], ncol))
     for r, (key, ylabel, floor) in enumerate(panels):
         pdata = data[data["panel"] == key] if "panel" in data else data
         vals = list(pdata["value"]) + (list(pdata["paper_value"]) if show_paper else [])
@@ -1210,6 +1232,7 @@ def _bar_panels(cells, data, panels, colors, show_paper, title, notes_extra, pap
 
 
 def plot_fig5(cells, paper, show_paper=True, energy_metric="energy_j", **_):
+    _pyplot()  # theme first: legend proxies below take their style from it
     data = fig5_data(cells, paper, energy_metric)
     colors = precision_colors(cells["precision"])
     measured = any_energy(cells, energy_metric)
@@ -1224,6 +1247,7 @@ def plot_fig5(cells, paper, show_paper=True, energy_metric="energy_j", **_):
 
 
 def plot_fig7(cells, paper, show_paper=True, memory_metric="peak_rss_mb", rtf_include_load=False, **_):
+    _pyplot()  # theme first: legend proxies below take their style from it
     data = fig7_data(cells, paper, memory_metric, rtf_include_load)
     colors = precision_colors(cells["precision"])
     rtf_label = METRIC_LABELS["rtf_with_load" if rtf_include_load else "rtf"]
@@ -1232,8 +1256,8 @@ def plot_fig7(cells, paper, show_paper=True, memory_metric="peak_rss_mb", rtf_in
         notes.append("Study: RTF = whole run incl. model load / audio; memory = system RAM in use (unified memory, "
                      "OS included), so its memory markers sit far above a process's RSS.")
     return _bar_panels(cells, data, [("rtf", rtf_label, 1.0), ("memory", METRIC_LABELS[memory_metric], 1000.0)],
-                       colors, show_paper, "Fig. 7 (study) — real-time factor and peak memory per model and "
-                       "precision, clean audio", notes, (paper, ["fig7"]))
+                       colors, show_paper, "Fig. 7 (study) — real-time factor and peak memory, clean audio", notes,
+                       (paper, ["fig7"]))
 
 
 def _place_labels(ax, xs, ys, texts, fontsize=7.5, color="#222222", style="normal", taken=None, radii=None,
@@ -1462,7 +1486,8 @@ def plot_wer_vs_snr(cells, paper=None, snr_ci_style="band", **_):
                 else:
                     yerr = None
                     if _is_num(c["wer_ci_low_pct"]) and _is_num(c["wer_ci_high_pct"]):
-                        yerr = [[max(c["wer_pct"] - c["wer_ci_low_pct"], 0)], [max(c["wer_ci_high_pct"] - c["wer_pct"], 0)]]
+                        yerr = [[max(c["wer_pct"] - c["wer_ci_low_pct"], 0)],
+                                [max(c["wer_ci_high_pct"] - c["wer_pct"], 0)]]
                     ax.errorbar([x_clean + dodge], [c["wer_pct"]], yerr=yerr, color=color, marker=mk, markersize=5,
                                 markerfacecolor="white", markeredgewidth=1.4, capsize=2, elinewidth=0.9, zorder=4)
                     if len(okp):
@@ -1617,10 +1642,12 @@ def plot_precision_effect(cells, paper=None, precision_effect_condition="clean",
         vals = vals.reshape(len(sub), len(metrics))
         annot = np.array([[f"{v:+.0f} %" if abs(v) >= 10 else f"{v:+.1f} %" if np.isfinite(v) else ""
                            for v in row] for row in vals]).reshape(vals.shape)
-        sns.heatmap(np.clip(vals, -100, 100), ax=ax, cmap=cmap, vmin=-100, vmax=100, center=0, annot=annot,
-                    fmt="", annot_kws={"fontsize": 8}, linewidths=0.6, linecolor="white",
-                    cbar=k == len(conds) - 1, cbar_kws={"label": "change vs fp32 (%)", "shrink": 0.8},
-                    xticklabels=[METRIC_SHORT.get(m, m) for m in metrics], yticklabels=labels)
+        with warnings.catch_warnings():  # seaborn's own call of the deprecated Colormap.set_bad
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            sns.heatmap(np.clip(vals, -100, 100), ax=ax, cmap=cmap, vmin=-100, vmax=100, center=0, annot=annot,
+                        fmt="", annot_kws={"fontsize": 8}, linewidths=0.6, linecolor="white",
+                        cbar=k == len(conds) - 1, cbar_kws={"label": "change vs fp32 (%)", "shrink": 0.8},
+                        xticklabels=[METRIC_SHORT.get(m, m) for m in metrics], yticklabels=labels)
         for i, (_, r) in enumerate(sub.iterrows()):
             for j, m in enumerate(metrics):
                 if np.isfinite(vals[i, j]):

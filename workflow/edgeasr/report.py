@@ -64,6 +64,7 @@ def _matrix(cells: pd.DataFrame) -> list[str]:
 
 
 def _device(cells: pd.DataFrame) -> list[str]:
+    cells = F.ran_cells(cells)
     lines = ["## Device and software", "", "| | |", "|---|---|"]
     rows = [
         ("device", _join(cells["device"])), ("device name", _join(cells["device_name"])),

@@ -9,6 +9,8 @@ rule download_dataset:
         timeout_s=config["dataset"]["download_timeout_s"],
     log:
         "results/logs/dataset/download.log",
+    conda:
+        "../../envs/edgeasr.yaml"
     script:
         "../scripts/download_dataset.py"
 
@@ -20,6 +22,8 @@ rule extract_dataset:
         directory("resources/dataset/extracted"),
     log:
         "results/logs/dataset/extract.log",
+    conda:
+        "../../envs/edgeasr.yaml"
     script:
         "../scripts/extract_dataset.py"
 
@@ -41,5 +45,7 @@ rule prepare_dataset:
         on_error=config["dataset"]["on_error"],
     log:
         "results/logs/dataset/prepare.log",
+    conda:
+        "../../envs/edgeasr.yaml"
     script:
         "../scripts/prepare_dataset.py"

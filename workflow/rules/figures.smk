@@ -9,6 +9,7 @@
 # Exposes FIGURE_TARGETS (every path below) for the `all` rule.
 import shlex
 import sys
+from pathlib import Path
 
 from edgeasr import figures as _figmod
 
@@ -18,7 +19,20 @@ FIG_PAPER = "resources/reference/paper_2405.01004_figures.csv"
 FIG_DIR = "results/figures"
 FIG_TABLES = "results/tables"
 FIG_LOGS = "results/logs/figures"
-FIG_PYTHON = shlex.quote(sys.executable)
+FIG_CONDA = "../../envs/figures.yaml"  # light env (pandas, matplotlib, seaborn; no torch)
+
+
+def _fig_python():
+    """`python -m edgeasr...` as Snakemake runs a `script:`: the conda env's python under
+    --software-deployment-method conda, else the interpreter running Snakemake; edgeasr is importable
+    from this checkout either way (it need not be installed in the env)."""
+    methods = getattr(getattr(workflow, "deployment_settings", None), "deployment_method", ()) or ()
+    python = "python" if any("conda" in str(m).lower() for m in methods) else shlex.quote(sys.executable)
+    src = shlex.quote(str(Path(str(workflow.current_basedir)).parent))  # .../workflow, holding edgeasr/
+    return f"PYTHONPATH={src}${{{{PYTHONPATH:+:$PYTHONPATH}}}} {python}"
+
+
+FIG_PYTHON = _fig_python()
 FIG_CMD = FIG_PYTHON + " -m edgeasr.figures"
 FIG_CAT_STUDY = "Figures of the study (rebuilt)"
 FIG_CAT_NEW = "Figures beyond the study"
@@ -72,6 +86,8 @@ rule fig_fig4_wer_clean_noisy:
         options=fig_options("fig4_wer_clean_noisy"),
     log:
         f"{FIG_LOGS}/fig4_wer_clean_noisy.log",
+    conda:
+        FIG_CONDA
     shell:
         FIG_CMD + " fig4_wer_clean_noisy --cells {input.cells} --paper {input.paper}"
         " --out {output} {params.options} > {log} 2>&1"
@@ -87,6 +103,8 @@ rule fig_fig5_energy:
         options=fig_options("fig5_energy"),
     log:
         f"{FIG_LOGS}/fig5_energy.log",
+    conda:
+        FIG_CONDA
     shell:
         FIG_CMD + " fig5_energy --cells {input.cells} --paper {input.paper}"
         " --out {output} {params.options} > {log} 2>&1"
@@ -102,6 +120,8 @@ rule fig_fig7_rtf_memory:
         options=fig_options("fig7_rtf_memory"),
     log:
         f"{FIG_LOGS}/fig7_rtf_memory.log",
+    conda:
+        FIG_CONDA
     shell:
         FIG_CMD + " fig7_rtf_memory --cells {input.cells} --paper {input.paper}"
         " --out {output} {params.options} > {log} 2>&1"
@@ -117,6 +137,8 @@ rule fig_fig8_wer_energy:
         options=fig_options("fig8_wer_energy"),
     log:
         f"{FIG_LOGS}/fig8_wer_energy.log",
+    conda:
+        FIG_CONDA
     shell:
         FIG_CMD + " fig8_wer_energy --cells {input.cells} --paper {input.paper}"
         " --out {output} {params.options} > {log} 2>&1"
@@ -132,6 +154,8 @@ rule fig_wer_vs_snr:
         options=fig_options("wer_vs_snr"),
     log:
         f"{FIG_LOGS}/wer_vs_snr.log",
+    conda:
+        FIG_CONDA
     shell:
         FIG_CMD + " wer_vs_snr --cells {input.cells} --out {output} {params.options} > {log} 2>&1"
 
@@ -146,6 +170,8 @@ rule fig_pareto:
         options=fig_options("pareto"),
     log:
         f"{FIG_LOGS}/pareto.log",
+    conda:
+        FIG_CONDA
     shell:
         FIG_CMD + " pareto --cells {input.cells} --paper {input.paper}"
         " --out {output} {params.options} > {log} 2>&1"
@@ -160,6 +186,8 @@ rule fig_precision_effect:
         options=fig_options("precision_effect"),
     log:
         f"{FIG_LOGS}/precision_effect.log",
+    conda:
+        FIG_CONDA
     shell:
         FIG_CMD + " precision_effect --cells {input.cells} --out {output} {params.options} > {log} 2>&1"
 
@@ -173,6 +201,8 @@ rule fig_precision_effect_table:
                category="Tables"),
     log:
         f"{FIG_LOGS}/precision_effect_table.log",
+    conda:
+        FIG_CONDA
     shell:
         FIG_CMD + " precision_effect_table --cells {input.cells} --out {output} > {log} 2>&1"
 
@@ -188,6 +218,8 @@ rule fig_findings:
         options=fig_options("findings"),
     log:
         f"{FIG_LOGS}/findings.log",
+    conda:
+        FIG_CONDA
     shell:
         FIG_CMD + " findings --cells {input.cells} --paper {input.paper}"
         " --out {output.csv} {output.md} {params.options} > {log} 2>&1"
@@ -202,6 +234,8 @@ rule fig_pareto_table:
         options=fig_options("pareto_table"),
     log:
         f"{FIG_LOGS}/pareto_table.log",
+    conda:
+        FIG_CONDA
     shell:
         FIG_CMD + " pareto_table --cells {input.cells} --out {output} {params.options} > {log} 2>&1"
 
@@ -220,6 +254,8 @@ rule fig_results_readme:
                         [FIG_CELLS, f"{FIG_TABLES}/utterances.csv"] + FIG_TABLE_PATHS),
     log:
         f"{FIG_LOGS}/results_readme.log",
+    conda:
+        FIG_CONDA
     shell:
         FIG_PYTHON + " -m edgeasr.report --cells {input.cells} --findings {input.findings} --out {output}"
         " {params.figures} {params.tables} > {log} 2>&1"

@@ -65,5 +65,7 @@ rule infer:
         "results/logs/" + CELL + "/infer.log",
     benchmark:
         "results/benchmarks/" + CELL + "/infer.tsv"
+    conda:
+        "../../envs/edgeasr.yaml"
     script:
         "../scripts/infer.py"

@@ -23,6 +23,8 @@ rule fetch_model:
         source=lambda wc: model_cfg(wc.model)["source"],
     log:
         "results/logs/models/{model}/fetch.log",
+    conda:
+        "../../envs/edgeasr.yaml"
     script:
         "../scripts/fetch_model.py"
 
@@ -36,6 +38,8 @@ rule convert_ct2_to_transformers:
         "results/logs/models/{model}/convert-transformers.log",
     benchmark:
         "results/benchmarks/models/{model}/convert-transformers.tsv"
+    conda:
+        "../../envs/edgeasr.yaml"
     script:
         "../scripts/convert_model.py"
 
@@ -47,5 +51,7 @@ rule convert_transformers_to_ct2:
         directory("resources/models/{model}/converted-ctranslate2"),
     log:
         "results/logs/models/{model}/convert-ctranslate2.log",
+    conda:
+        "../../envs/edgeasr.yaml"
     script:
         "../scripts/convert_model.py"

@@ -16,5 +16,7 @@ rule add_noise:
         "results/logs/noise/{condition}.log",
     benchmark:
         "results/benchmarks/noise/{condition}.tsv"
+    conda:
+        "../../envs/edgeasr.yaml"
     script:
         "../scripts/add_noise.py"

@@ -14,6 +14,8 @@ rule score_cell:
         confidence=config["scoring"]["confidence"],
     log:
         "results/logs/" + CELL + "/score.log",
+    conda:
+        "../../envs/edgeasr.yaml"
     script:
         "../scripts/score_cell.py"
 
@@ -30,6 +32,8 @@ rule parse_power:
         interval_ms=config["energy"]["interval_ms"],
     log:
         "results/logs/" + CELL + "/parse_power.log",
+    conda:
+        "../../envs/edgeasr.yaml"
     script:
         "../scripts/parse_power.py"
 
@@ -47,8 +51,9 @@ rule aggregate:
         utterances=cell_files("utterances.csv"),
         noise=expand("resources/audio/{condition}/noise.csv", condition=CONDITIONS),
     output:
-        cells="results/tables/cells.csv",
-        utterances="results/tables/utterances.csv",
+        cells=report("results/tables/cells.csv", category="Tables", caption="../report/cells_table.rst"),
+        utterances=report("results/tables/utterances.csv", category="Tables",
+                          caption="../report/utterances_table.rst"),
     params:
         unsupported=[{**c.__dict__, "status": "unsupported", "status_reason": p.reason, "device": DEVICE}
                      for c, p in UNSUPPORTED_CELLS],
@@ -58,6 +63,8 @@ rule aggregate:
         config_hash=ecfg.stable_hash({k: v for k, v in config.items() if k != "figures"}),
     log:
         "results/logs/aggregate.log",
+    conda:
+        "../../envs/edgeasr.yaml"
     script:
         "../scripts/aggregate.py"
 

@@ -1,0 +1,439 @@
+"""Tests of edgeasr.figures / edgeasr.report.
+
+Every table here is SYNTHETIC PLUMBING DATA written by the test itself: made-up numbers shaped like
+results/tables/cells.csv (docs/results-schema.md), with known gaps (an unsupported cell, a failed cell,
+no energy) so that the figures, the data behind them and the verdicts can be checked. None of these
+numbers is a measurement.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from edgeasr import figures as F
+from edgeasr import report as R
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = ROOT / "resources" / "reference" / "paper_2405.01004_figures.csv"
+
+# ---------------------------------------------------------------------------------------------------
+# synthetic tables (plumbing data, not measurements)
+# ---------------------------------------------------------------------------------------------------
+MODELS = {  # model: (params M, paper_model, clean WER %, noise sensitivity)
+    "whisper-tiny.en": (39.0, "whisper-tiny", 6.0, 30.0),
+    "whisper-base": (74.0, "whisper-base", 5.0, 20.0),
+    "whisper-small": (244.0, "whisper-small", 3.5, 12.0),
+}
+PREC = {  # precision: (time factor, memory factor, WER factor, method, bits)
+    "fp32": (1.0, 1.0, 1.00, "native", 32),
+    "fp16": (0.5, 0.6, 1.00, "native", 16),
+    "int8": (0.6, 0.45, 1.04, "dynamic-int8", 8),
+    "gq4": (0.9, 0.35, 1.25, "gq", 4),
+}
+
+
+def _conditions(snrs=(0, 10, 20), kinds=("white", "pink")):
+    conds = [("clean", "clean", math.nan, math.nan), ("paper_noisy", "uniform", math.nan, 0.1)]
+    for kind in kinds:
+        for snr in snrs:
+            conds.append((f"{kind}_snr{snr}", kind, float(snr), math.nan))
+    return conds
+
+
+def synthetic_cells(energy: bool = False, models=MODELS, precisions=("fp32", "fp16", "int8"),
+                    engines=("faster-whisper",), snrs=(0, 10, 20), kinds=("white", "pink"),
+                    fp16_unsupported: bool = True, failed=("whisper-base", "faster-whisper", "int8", "white_snr0"),
+                    extra=()) -> pd.DataFrame:
+    """Synthetic plumbing table. Noise adds sensitivity * 10**(-snr/20) pp (uniform: as SNR 6 dB)."""
+    rows = []
+    for engine in engines:
+        for model, (size, paper_model, wer0, sens) in models.items():
+            for precision in precisions:
+                tf, mf, wf, method, bits = PREC[precision]
+                for cond, kind, snr, amp in _conditions(snrs, kinds):
+                    eff_snr = 6.0 if kind == "uniform" else snr
+                    noise = 0.0 if kind == "clean" else sens * 10 ** (-eff_snr / 20)
+                    wer = (wer0 + noise) * wf
+                    audio = 328.3
+                    t = audio * 0.002 * size ** 0.8 * tf
+                    row = dict(
+                        model=model, engine=engine, precision=precision, condition=cond, paper_model=paper_model,
+                        model_params_m=size, noise_kind=kind, snr_db=snr, noise_amplitude=amp, status="ok",
+                        status_reason="", device="cuda" if energy else "cpu",
+                        device_name="Synthetic GPU" if energy else "Synthetic CPU", compute_type=precision,
+                        precision_method=method, weight_bits=bits, n_utterances=70, audio_s=audio, load_s=1.5,
+                        transcribe_s=t, transcribe_s_min=t * 0.98, transcribe_s_max=t * 1.03, repeats=3,
+                        rtf=t / audio, rtfx=audio / t, peak_rss_mb=(300 + 4 * size) * mf,
+                        peak_accel_mem_mb=(100 + 2 * size) * mf if energy else math.nan,
+                        param_bytes=size * 1e6 * bits / 8, disk_bytes=size * 1e6 * 2, threads=2, batch_size=1,
+                        wer_pct=wer, wer_ci_low_pct=wer * 0.85, wer_ci_high_pct=wer * 1.15, cer_pct=wer / 2,
+                        ref_words=894, hits=894, substitutions=0, deletions=0, insertions=0,
+                        energy_backend="nvml" if energy else "none", energy_rail="gpu" if energy else "",
+                        energy_j=t * 20.0 if energy else math.nan,
+                        mean_power_w=20.0 if energy else math.nan,
+                        idle_power_w=5.0 if energy else math.nan,
+                        energy_above_idle_j=t * 15.0 if energy else math.nan,
+                        energy_j_per_audio_s=t * 20.0 / audio if energy else math.nan,
+                        energy_j_per_utterance=t * 20.0 / 70 if energy else math.nan,
+                        paper_style_energy_j=math.nan, window_s=t,
+                        edgeasr_version="0.1.0", python_version="3.11.7", torch_version="2.4.0",
+                        transformers_version="4.48.0", ctranslate2_version="4.5.0", faster_whisper_version="1.1.0",
+                        host="synthetic", cpu_model="Synthetic CPU", gpu_model="Synthetic GPU" if energy else "",
+                        git_commit="0000000", config_hash="abc", finished_utc="2025-01-01T00:00:00Z",
+                    )
+                    if precision == "fp16" and fp16_unsupported and engine == "faster-whisper" and not energy:
+                        row = _blank(row, "unsupported", "CT2 float16 needs a GPU (device: cpu)")
+                    if failed and (model, engine, precision, cond) == tuple(failed):
+                        row = _blank(row, "failed", "OOM: killed (exit 137)")
+                    rows.append(row)
+    rows.extend(extra)
+    return pd.DataFrame(rows)
+
+
+def _blank(row, status, reason):
+    out = dict(row, status=status, status_reason=reason)
+    for col in F.NUMERIC_COLUMNS:
+        if col not in ("model_params_m", "snr_db", "noise_amplitude", "weight_bits"):
+            out[col] = math.nan
+    return out
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return F.load_paper(PAPER)
+
+
+@pytest.fixture(scope="module")
+def cpu_cells():
+    return F.normalise_cells(synthetic_cells(energy=False))
+
+
+@pytest.fixture(scope="module")
+def gpu_cells():
+    return F.normalise_cells(synthetic_cells(energy=True, precisions=("fp32", "fp16", "int8", "gq4")))
+
+
+# ---------------------------------------------------------------------------------------------------
+# every figure renders (both tables), files are real PNG / SVG
+# ---------------------------------------------------------------------------------------------------
+def _check_files(outs):
+    png, svg = outs
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 15_000, f"{png} looks empty ({png.stat().st_size} bytes)"
+    text = svg.read_text()
+    assert "<svg" in text and text.count("<path") > 20
+    assert not list(png.parent.glob(".*")), "temp files left behind"
+
+
+@pytest.mark.parametrize("table", ["cpu", "gpu"])
+def test_every_figure_renders(tmp_path, table, cpu_cells, gpu_cells):
+    df = cpu_cells if table == "cpu" else gpu_cells
+    cells_csv = tmp_path / "cells.csv"
+    df.to_csv(cells_csv, index=False)
+    for name in F.FIGURE_NAMES:
+        outs = [tmp_path / "fig" / f"{name}.png", tmp_path / "fig" / f"{name}.svg"]
+        F.run(name, cells_csv, outs, PAPER, {"dpi": 80})
+        _check_files(outs)
+
+
+def test_figure_files_are_reproducible(tmp_path, cpu_cells):
+    """The same table gives byte-identical files (no dates, fixed SVG ids), so reruns show no spurious diff."""
+    cells_csv = tmp_path / "cells.csv"
+    cpu_cells.to_csv(cells_csv, index=False)
+    a, b = tmp_path / "a.svg", tmp_path / "b.svg"
+    F.run("fig5_energy", cells_csv, [a], PAPER, {})
+    F.run("fig5_energy", cells_csv, [b], PAPER, {})
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_figures_render_degenerate_tables(tmp_path):
+    """Empty table, a single clean cell, and a run with only failures: figures still render, never crash."""
+    one = synthetic_cells(models={"whisper-tiny.en": MODELS["whisper-tiny.en"]}, precisions=("int8",),
+                          snrs=(), kinds=(), failed=None)
+    one = one[one["condition"] == "clean"]
+    failed = synthetic_cells(failed=None)
+    failed["status"], failed["status_reason"] = "failed", "engine crashed"
+    for label, df in (("empty", one.iloc[:0]), ("one", one), ("failed", failed)):
+        cells_csv = tmp_path / f"{label}.csv"
+        df.to_csv(cells_csv, index=False)
+        for name in F.FIGURE_NAMES:
+            out = tmp_path / label / f"{name}.png"
+            F.run(name, cells_csv, [out], PAPER, {"dpi": 60})
+            assert out.stat().st_size > 3000
+
+
+# ---------------------------------------------------------------------------------------------------
+# the data behind the figures
+# ---------------------------------------------------------------------------------------------------
+def test_fig4_data_gaps_and_paper_layer(cpu_cells, paper):
+    d = F.fig4_data(cpu_cells, paper)
+    fp16 = d[(d["precision"] == "fp16") & (d["model"] == "whisper-tiny.en")]
+    assert set(fp16["which"]) == {"clean", "noisy"}
+    assert fp16["value"].isna().all()
+    assert all(g.startswith("unsupported: CT2 float16 needs a GPU") for g in fp16["gap"])
+    # the study's fp16 values land on the fp16 rows of the mapped model, never on other precisions
+    assert fp16.set_index("which")["paper_value"].to_dict() == {"clean": 8.8, "noisy": 40.0}
+    assert d.loc[d["precision"] != "fp16", "paper_value"].isna().all()
+    ok = d[(d["precision"] == "fp32") & (d["model"] == "whisper-base")].set_index("which")
+    assert ok.loc["clean", "value"] == pytest.approx(5.0)
+    assert ok.loc["noisy", "condition"] == "paper_noisy"
+    assert ok.loc["noisy", "gap"] == ""
+
+
+def test_fig4_without_uniform_condition(cpu_cells):
+    d = F.fig4_data(cpu_cells[cpu_cells["noise_kind"] != "uniform"])
+    assert (d.loc[d["which"] == "noisy", "gap"] == "no 'uniform' noise condition in this run").all()
+
+
+def test_fig5_energy_gaps_never_zero(cpu_cells, gpu_cells, paper):
+    d = F.fig5_data(cpu_cells, paper)
+    assert d["value"].isna().all()
+    ok = d[d["precision"] != "fp16"]
+    assert (ok["gap"] == "not measured here (energy backend: none)").all()
+    tiny = d[d["paper_model"] == "whisper-tiny"].set_index("precision")["paper_value"]
+    assert tiny.to_dict() == {"fp32": 125.0, "fp16": 65.0, "int8": 95.0}
+    g = F.fig5_data(gpu_cells, paper)
+    assert g["gap"].eq("").all() and (g["value"] > 0).all()
+
+
+def test_fig7_rtf_with_load(gpu_cells, paper):
+    d = F.fig7_data(gpu_cells, paper, rtf_include_load=True)
+    row = d[(d["panel"] == "rtf") & (d["model"] == "whisper-base") & (d["precision"] == "fp32")].iloc[0]
+    cell = gpu_cells[(gpu_cells["model"] == "whisper-base") & (gpu_cells["precision"] == "fp32")
+                     & (gpu_cells["condition"] == "clean")].iloc[0]
+    assert row["value"] == pytest.approx((cell["load_s"] + cell["transcribe_s"]) / cell["audio_s"])
+    mem = d[(d["panel"] == "memory") & (d["paper_model"] == "whisper-small") & (d["precision"] == "fp32")]
+    assert mem["paper_value"].iloc[0] == 4900
+
+
+def test_fig8_falls_back_to_time_and_picks_precision(cpu_cells, gpu_cells):
+    d, meta = F.fig8_data(cpu_cells)
+    assert meta["precision"] == "fp32"  # fp16 never ran on the CPU table: the most-run precision instead
+    assert meta["x"] == "transcribe_s" and not meta["is_energy"]
+    d, meta = F.fig8_data(gpu_cells)
+    assert meta["precision"] == "fp16" and meta["x"] == "energy_j"
+    d, meta = F.fig8_data(cpu_cells, precision="fp16")
+    assert (d["gap"].str.startswith("unsupported")).all()
+
+
+def test_snr_data_marks_failed_cell(cpu_cells):
+    d = F.snr_data(cpu_cells)
+    bad = d[d["gap"] != ""]
+    failed = bad[(bad["condition"] == "white_snr0") & bad["gap"].str.startswith("failed")]
+    assert failed["series"].tolist() == ["whisper-base · faster-whisper · int8"]
+    assert failed["gap"].iloc[0] == "failed: OOM: killed (exit 137)"
+    assert "uniform" not in set(d["noise_kind"])
+
+
+def test_pareto_front_membership():
+    x = [1, 2, 3, 4, 2, np.nan]
+    y = [10, 5, 6, 1, 5, 0]
+    # (3, 6) is dominated by (2, 5); the two (2, 5) points tie and both stay; NaN never counts.
+    assert F.pareto_front(x, y).tolist() == [True, True, False, True, True, False]
+
+
+def test_pareto_data(cpu_cells, gpu_cells):
+    d, meta = F.pareto_data(cpu_cells)
+    assert meta["x"] == "transcribe_s"
+    front = d[d["on_front"]]
+    # on the synthetic CPU table int8 is faster than fp32 at slightly higher WER, so every model's int8 is
+    # on the front and fp32 only where nothing is both faster and more accurate.
+    assert set(front["precision"]) <= {"int8", "fp32"}
+    assert "whisper-small" in set(front["model"]) and "whisper-tiny.en" in set(front["model"])
+    assert not d.loc[d["gap"] != "", "on_front"].any()
+    g, meta = F.pareto_data(gpu_cells)
+    assert meta["x"] == "energy_j"
+    gf = g[g["on_front"]]
+    # fp16 is both cheapest and as accurate as fp32 for each model: no fp32 / gq4 cell on the front
+    assert set(gf["precision"]) == {"fp16"}
+    by_cond, _ = F.pareto_data(gpu_cells, by_condition=True)
+    assert set(by_cond["panel"]) == set(gpu_cells["condition"])
+
+
+def test_precision_effect_values(gpu_cells, cpu_cells):
+    t = F.precision_effect(gpu_cells)
+    r = t[(t["model"] == "whisper-base") & (t["engine"] == "faster-whisper") & (t["condition"] == "clean")
+          & (t["precision"] == "fp16")].iloc[0]
+    assert r["energy_j_rel_change"] == pytest.approx(-0.5)
+    assert r["rtf_rel_change"] == pytest.approx(-0.5)
+    assert r["peak_rss_mb_rel_change"] == pytest.approx(-0.4)
+    assert r["wer_pct_rel_change"] == pytest.approx(0.0)
+    gq = t[(t["model"] == "whisper-base") & (t["condition"] == "clean") & (t["precision"] == "gq4")].iloc[0]
+    assert gq["wer_pct_rel_change"] == pytest.approx(0.25)
+    assert gq["paper_style_energy_j_gap"].startswith("no paper_style_energy_j")
+    assert set(t["precision"]) == {"fp16", "int8", "gq4"}
+    c = F.precision_effect(cpu_cells)
+    fp16 = c[c["precision"] == "fp16"]
+    assert fp16["wer_pct_rel_change"].isna().all()
+    assert fp16["wer_pct_gap"].str.startswith("unsupported").all()
+    i8 = c[(c["precision"] == "int8") & (c["condition"] == "clean")].iloc[0]
+    assert i8["energy_j_gap"] == "not measured here (energy backend: none)"
+    assert i8["rtf_rel_change"] == pytest.approx(-0.4)
+    failed = c[(c["precision"] == "int8") & (c["condition"] == "white_snr0") & (c["model"] == "whisper-base")]
+    assert failed["wer_pct_gap"].iloc[0] == "failed: OOM: killed (exit 137)"
+
+
+def test_precision_effect_missing_baseline():
+    df = F.normalise_cells(synthetic_cells(precisions=("fp32", "int8"), snrs=(), kinds=(), failed=None))
+    df.loc[(df["precision"] == "fp32") & (df["model"] == "whisper-base"), ["status", "status_reason"]] = \
+        ["failed", "engine crashed"]
+    df = df[~((df["precision"] == "fp32") & (df["model"] == "whisper-small"))]
+    t = F.precision_effect(df)
+    assert t.loc[t["model"] == "whisper-base", "wer_pct_gap"].iloc[0] == "fp32 failed: engine crashed"
+    assert t.loc[t["model"] == "whisper-small", "wer_pct_gap"].iloc[0] == "no fp32 cell in this run"
+
+
+def _verdicts(table):
+    return table.set_index("claim_id")["verdict"].to_dict()
+
+
+def test_findings_cpu_no_energy(cpu_cells, paper):
+    f = F.findings(cpu_cells, paper)
+    v = _verdicts(f)
+    assert v == {"fp16_vs_fp32_energy": "not measurable here", "size_vs_noise_robustness": "supported",
+                 "size_vs_energy": "not measurable here"}
+    row = f.set_index("claim_id")
+    assert "unsupported: CT2 float16 needs a GPU" in row.loc["fp16_vs_fp32_energy", "why"]
+    assert "energy backend: none" in row.loc["size_vs_energy", "why"]
+    assert "proxy, transcription time" in row.loc["size_vs_energy", "measured"]
+    assert "0.52" in row.loc["fp16_vs_fp32_energy", "study"]  # the study's 65/125 J, from the reference CSV
+    md = F.findings_markdown(f)
+    assert md.count("\n") == 5 and "not measurable here" in md
+
+
+def test_findings_gpu_energy(gpu_cells, paper):
+    f = F.findings(gpu_cells, paper)
+    assert _verdicts(f) == {"fp16_vs_fp32_energy": "supported", "size_vs_noise_robustness": "supported",
+                            "size_vs_energy": "supported"}
+    row = f.set_index("claim_id").loc["fp16_vs_fp32_energy"]
+    assert "median 0.50" in row["measured"] and row["n"] == 3
+
+
+def test_findings_refuted():
+    """Reverse the synthetic relations: fp16 costs 0.8 of fp32, the biggest model degrades most."""
+    models = {"a": (39.0, "", 6.0, 10.0), "b": (74.0, "", 5.0, 20.0), "c": (244.0, "", 3.5, 40.0)}
+    df = F.normalise_cells(synthetic_cells(energy=True, models=models, precisions=("fp32", "fp16"), failed=None))
+    fp16 = df["precision"] == "fp16"
+    df.loc[fp16, "energy_j"] = df.loc[fp16, "energy_j"] * 1.6  # 0.5 x 1.6 = 0.8 of fp32
+    small_first = df["model"].map({"a": 3.0, "b": 2.0, "c": 1.0})
+    df["energy_j"] = df["energy_j"] / df["model_params_m"] ** 0.8 * small_first
+    f = F.findings(df)
+    assert _verdicts(f) == {"fp16_vs_fp32_energy": "refuted", "size_vs_noise_robustness": "refuted",
+                            "size_vs_energy": "refuted"}
+    assert "saves 20 %" in f.set_index("claim_id").loc["fp16_vs_fp32_energy", "why"]
+
+
+def test_gap_reason_texts(cpu_cells):
+    row = cpu_cells.iloc[0]
+    assert F.gap_reason(row, "wer_pct") is None
+    assert F.gap_reason(row, "energy_j") == "not measured here (energy backend: none)"
+    assert F.gap_reason(row, "peak_accel_mem_mb") == "no accelerator memory (ran on CPU)"
+    assert F.gap_reason(None, "wer_pct") == "not in this run's matrix"
+
+
+# ---------------------------------------------------------------------------------------------------
+# options, command line, tables, README
+# ---------------------------------------------------------------------------------------------------
+def test_options_are_checked():
+    opts = F.resolve_options({"dpi": "200", "formats": "png", "show_paper": "false"})
+    assert opts["dpi"] == 200 and opts["formats"] == ["png"] and opts["show_paper"] is False
+    for bad in ({"dpi": 10}, {"formats": ["gif"]}, {"pareto_x": "speed"}, {"nope": 1}, {"show_paper": "maybe"},
+                {"fig4_noisy_amplitude": -1}):
+        with pytest.raises(ValueError):
+            F.resolve_options(bad)
+    assert F.command_options("fig8_wer_energy", {"dpi": 99})["dpi"] == 99
+    assert set(F.command_options("wer_vs_snr")) == {"dpi", "snr_ci_style"}
+
+
+def test_cli_tables_and_errors(tmp_path, cpu_cells, capsys):
+    cells_csv = tmp_path / "cells.csv"
+    cpu_cells.to_csv(cells_csv, index=False)
+    tables = tmp_path / "tables"
+    assert F.main(["precision_effect_table", "--cells", str(cells_csv), "--out", str(tables / "pe.csv")]) == 0
+    pe = pd.read_csv(tables / "pe.csv")
+    assert {"wer_pct_rel_change", "energy_j_gap"} <= set(pe.columns)
+    assert F.main(["findings", "--cells", str(cells_csv), "--paper", str(PAPER), "--out",
+                   str(tables / "findings.csv"), str(tables / "findings.md")]) == 0
+    assert pd.read_csv(tables / "findings.csv")["verdict"].tolist()[0] == "not measurable here"
+    assert (tables / "findings.md").read_text().startswith("# Findings")
+    assert F.main(["pareto_table", "--cells", str(cells_csv), "--out", str(tables / "pareto.csv")]) == 0
+    assert pd.read_csv(tables / "pareto.csv")["on_front"].any()
+    assert F.main(["wer_vs_snr", "--cells", str(cells_csv), "--out", str(tmp_path / "x.png"),
+                   "--option", "snr_ci_style=bars", "--option", "dpi=60"]) == 0
+    assert F.main(["wer_vs_snr", "--cells", str(cells_csv), "--out", str(tmp_path / "x.png"),
+                   "--option", "snr_ci_style=zigzag"]) == 2
+    assert "snr_ci_style" in capsys.readouterr().err
+    assert F.main(["fig5_energy", "--cells", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "y.png")]) == 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("model,engine\nx,y\n")
+    assert F.main(["fig5_energy", "--cells", str(bad), "--out", str(tmp_path / "y.png")]) == 2
+    assert "missing required column" in capsys.readouterr().err
+    assert not (tmp_path / "y.png").exists()
+
+
+def test_results_readme(tmp_path, cpu_cells, paper):
+    f = F.findings(cpu_cells, paper)
+    text = R.results_readme(cpu_cells, f, ["figures/fig4_wer_clean_noisy.png", "figures/pareto.png"])
+    assert "| ok | failed | unsupported |" in text
+    n_ok = int((cpu_cells["status"] == "ok").sum())
+    assert f"| {n_ok} | 1 | {int((cpu_cells['status'] == 'unsupported').sum())} |" in text
+    assert "(figures/fig4_wer_clean_noisy.png)" in text
+    assert "energy backend" in text and "none" in text
+    assert "not measurable here" in text
+    cells_csv, f_csv, out = tmp_path / "cells.csv", tmp_path / "findings.csv", tmp_path / "results" / "README.md"
+    cpu_cells.to_csv(cells_csv, index=False)
+    f.to_csv(f_csv, index=False)
+    assert R.main(["--cells", str(cells_csv), "--findings", str(f_csv), "--out", str(out),
+                   "--figure", str(tmp_path / "results" / "figures" / "pareto.png")]) == 0
+    assert "(figures/pareto.png)" in out.read_text()
+
+
+def test_reference_copy_matches_its_source():
+    """resources/reference carries the study's values; where the shared copy exists, it is the same."""
+    assert PAPER.is_file() and (PAPER.parent / "README.md").is_file()
+    shared = ROOT.parent / "shared" / "reference" / PAPER.name
+    if shared.is_file():
+        assert shared.read_bytes() == PAPER.read_bytes()
+    p = F.load_paper(PAPER)
+    assert set(p["precision"]) == {"fp16", "fp32", "int8"} and set(p["condition"]) == {"clean", "uniform"}
+
+
+def test_config_figures_section_matches_the_code():
+    """Once config/ carries a `figures:` section, its schema defaults are the code's and config.yaml is valid."""
+    import yaml
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    section = (schema.get("properties") or {}).get("figures")
+    if section is None:
+        pytest.skip("the config schema has no `figures` section yet")
+    assert {k: v.get("default") for k, v in section["properties"].items()} == F.DEFAULT_OPTIONS
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    F.resolve_options(config.get("figures"))
+
+
+@pytest.mark.skipif(shutil.which("snakemake") is None, reason="snakemake not installed")
+def test_snakemake_rules_dry_run(tmp_path):
+    """figures.smk parses, every figure is its own rule reading only the tables, FIGURE_TARGETS complete."""
+    (tmp_path / "results" / "tables").mkdir(parents=True)
+    synthetic_cells().to_csv(tmp_path / "results" / "tables" / "cells.csv", index=False)
+    ref = tmp_path / "resources" / "reference"
+    ref.mkdir(parents=True)
+    shutil.copy(PAPER, ref / PAPER.name)
+    snakefile = tmp_path / "Snakefile"
+    snakefile.write_text(
+        f'config.setdefault("figures", {{"formats": ["png", "svg"], "dpi": 80}})\n'
+        f'include: "{ROOT / "workflow" / "rules" / "figures.smk"}"\n'
+        'rule all:\n    input: FIGURE_TARGETS\n')
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "-s", str(snakefile),
+                           "-d", str(tmp_path), "--quiet", "rules"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for name in F.FIGURE_NAMES:
+        assert f"fig_{name}" in proc.stdout, proc.stdout
+    assert "fig_results_readme" in proc.stdout
