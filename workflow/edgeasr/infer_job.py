@@ -50,6 +50,11 @@ def run_infer_job(wildcards: dict, inputs: dict, outputs: dict, cell: dict, ener
         "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **provenance(settings.device),
     })
+    if inputs.get("packed_report"):
+        import json
+
+        rep = json.loads(Path(inputs["packed_report"]).read_text())
+        row.update({f"packed_{k}": v for k, v in rep.items() if isinstance(v, (int, float, str))})
     if row["status"] == "failed" and cell.get("on_failure") == "stop":
         raise CellFailed(f"cell {wildcards} failed: {row['status_reason']} (inference.on_failure: stop)")
     write_csv(outputs["transcripts"], utts)

@@ -1,4 +1,5 @@
 # Config validation (before any job runs), the result matrix, and target lists built with expand().
+import re
 import sys
 from pathlib import Path
 

@@ -39,6 +39,7 @@ def cell_inputs(wc):
     }
     if wc.precision in QUANTIZERS:
         inp["packed"] = f"resources/models/{wc.model}/quantized/{wc.precision}.gq"
+        inp["packed_report"] = f"resources/models/{wc.model}/quantized/{wc.precision}.json"
     return inp
 
 

@@ -55,3 +55,26 @@ rule convert_transformers_to_ct2:
         "../../envs/edgeasr.yaml"
     script:
         "../scripts/convert_model.py"
+
+
+rule quantize_model:
+    input:
+        model=lambda wc: model_dir(wc.model, "transformers"),
+        manifest="resources/dataset/manifest.csv",
+    output:
+        packed="resources/models/{model}/quantized/{precision}.gq",
+        report="resources/models/{model}/quantized/{precision}.json",
+    wildcard_constraints:
+        precision="|".join(map(re.escape, QUANTIZERS)) or "(?!)",
+    params:
+        quantizer=lambda wc: QUANTIZERS[wc.precision],
+        family=lambda wc: model_cfg(wc.model)["family"],
+    threads: config["inference"]["threads"]
+    log:
+        "results/logs/models/{model}/quantize-{precision}.log",
+    benchmark:
+        "results/benchmarks/models/{model}/quantize-{precision}.tsv"
+    conda:
+        "../../envs/edgeasr.yaml"
+    script:
+        "../scripts/quantize_model.py"

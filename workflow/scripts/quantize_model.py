@@ -1,0 +1,11 @@
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821
+from edgeasr.quantize_job import quantize_checkpoint  # noqa: E402
+from edgeasr.smk import job_log  # noqa: E402
+
+sm = snakemake  # noqa: F821
+with job_log(sm.log[0]) as log:
+    report = quantize_checkpoint(sm.input.model, sm.output.packed, sm.output.report, dict(sm.params.quantizer),
+                                 family=sm.params.family, test_manifest=sm.input.manifest, threads=sm.threads)
+    log.write(f"{sm.wildcards.model} {sm.wildcards.precision}: {report}\n")
