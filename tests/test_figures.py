@@ -437,3 +437,28 @@ def test_snakemake_rules_dry_run(tmp_path):
     for name in F.FIGURE_NAMES:
         assert f"fig_{name}" in proc.stdout, proc.stdout
     assert "fig_results_readme" in proc.stdout
+
+
+def test_wer_vs_condition_order_gaps_and_render(tmp_path):
+    """Plumbing data: the condition order (clean, the study's uniform set, then SNR falling) and gaps."""
+    from edgeasr.figures import condition_order, run, wer_condition_data
+
+    rows = []
+    for cond, kind, snr in (("white_snr0", "white", 0), ("clean", "clean", None), ("white_snr10", "white", 10),
+                            ("paper-uniform", "uniform", None)):
+        for prec, status in (("fp32", "ok"), ("fp16", "unsupported")):
+            rows.append({"model": "m", "engine": "faster-whisper", "precision": prec, "condition": cond,
+                         "noise_kind": kind, "snr_db": snr, "status": status,
+                         "status_reason": "" if status == "ok" else "needs a GPU",
+                         "wer_pct": 5.0 + (snr is None) if status == "ok" else None,
+                         "wer_ci_low_pct": 4.0 if status == "ok" else None,
+                         "wer_ci_high_pct": 7.0 if status == "ok" else None})
+    cells = pd.DataFrame(rows)
+    assert condition_order(cells) == ["clean", "paper-uniform", "white_snr10", "white_snr0"]
+    d = wer_condition_data(cells)
+    assert (d[d.precision == "fp16"]["gap"].str.contains("needs a GPU")).all()
+    assert (d[d.precision == "fp32"]["gap"] == "").all()
+    path = tmp_path / "cells.csv"
+    cells.to_csv(path, index=False)
+    run("wer_vs_condition", path, [tmp_path / "w.png", tmp_path / "w.svg"])
+    assert (tmp_path / "w.png").stat().st_size > 5000 and (tmp_path / "w.svg").read_text().startswith("<?xml")

@@ -1515,6 +1515,76 @@ def plot_wer_vs_snr(cells, paper=None, snr_ci_style="band", **_):
     return fig
 
 
+def condition_order(cells: pd.DataFrame) -> list[str]:
+    """clean first, then the study's uniform set, then SNR conditions by kind and falling SNR."""
+    conds = cells.drop_duplicates("condition")
+    def key(r):
+        kind = r["noise_kind"] if isinstance(r["noise_kind"], str) else ""
+        rank = 0 if kind == CLEAN else 1 if kind == STUDY_NOISY_KIND else 2
+        snr = -float(r["snr_db"]) if _is_num(r["snr_db"]) else 0.0
+        return (rank, kind, snr, r["condition"])
+    return [r["condition"] for _, r in sorted(conds.iterrows(), key=lambda kv: key(kv[1]))]
+
+
+def wer_condition_data(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell: its series (model · engine · precision), condition position, WER and gap."""
+    order = condition_order(cells)
+    df = cells.copy()
+    df["series"] = df["model"] + " · " + df["engine"] + " · " + df["precision"]
+    df["x"] = df["condition"].map({c: i for i, c in enumerate(order)})
+    df["gap"] = [gap_reason(r, "wer_pct") or "" for _, r in df.iterrows()]
+    return df[["series", "model", "engine", "precision", "condition", "x", "wer_pct", "wer_ci_low_pct",
+               "wer_ci_high_pct", "gap"]].sort_values(["series", "x"]).reset_index(drop=True)
+
+
+def plot_wer_vs_condition(cells, paper=None, **_):
+    plt, sns = _pyplot()
+    data = wer_condition_data(cells)
+    order = condition_order(cells)
+    measured = data[data["gap"] == ""]
+    series = list(dict.fromkeys(measured["series"]))
+    pal = sns.color_palette("colorblind", max(len(series), 3))
+    precs = precision_order(cells["precision"])
+    styles = {p: ["-", "--", ":", "-."][i % 4] for i, p in enumerate(precs)}
+    engines = sorted(cells["engine"].unique())
+    emarker = {e: ENGINE_MARKERS[i % len(ENGINE_MARKERS)] for i, e in enumerate(engines)}
+    gaps = sorted({f"{r.series}: {r.gap}" for r in data[data["gap"] != ""].itertuples()})
+    notes = [_gap_notes(gaps, prefix="Not measured (left out): "),
+             "Points: corpus WER; bars: bootstrap 95 % interval over utterances."]
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color=pal[i % len(pal)], linestyle=styles[measured[measured.series == s].iloc[0]["precision"]],
+                      marker=emarker[measured[measured.series == s].iloc[0]["engine"]], label=s)
+               for i, s in enumerate(series)]
+    legend_title = "model · engine · precision"
+    fig, axes = new_figure(1, 1, max(4.2, 0.9 * len(order) + 1.5), 3.6, _notes(cells, notes), extra_w=0.3,
+                           subtitle=True, legend_right_in=legend_width_in([h.get_label() for h in handles],
+                                                                          title=legend_title) if handles else 0.0)
+    ax = axes[0][0]
+    n = max(len(series), 1)
+    for i, s in enumerate(series):
+        pts = measured[measured["series"] == s].sort_values("x")
+        dodge = (i - (n - 1) / 2) * 0.04
+        first = pts.iloc[0]
+        color = pal[i % len(pal)]
+        lo = (pts["wer_pct"] - pts["wer_ci_low_pct"]).clip(lower=0)
+        hi = (pts["wer_ci_high_pct"] - pts["wer_pct"]).clip(lower=0)
+        ax.errorbar(pts["x"] + dodge, pts["wer_pct"], yerr=[lo.fillna(0), hi.fillna(0)], color=color,
+                    linestyle=styles[first["precision"]], marker=emarker[first["engine"]], markersize=4.5,
+                    linewidth=1.3, elinewidth=0.8, capsize=2)
+    ax.set_xticks(range(len(order)))
+    ax.set_xticklabels(order, rotation=20, ha="right", fontsize=8)
+    ax.set_xlim(-0.5, len(order) - 0.5)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("noise condition")
+    ax.set_ylabel(METRIC_LABELS["wer_pct"])
+    if not series:
+        _empty_panel(ax, "No cell with a WER in this run")
+    if handles:
+        _legend_right(fig, handles, title=legend_title, title_fontsize=8)
+    _title(fig, "WER against noise condition", "one line per model × engine × precision")
+    return fig
+
+
 def plot_pareto(cells, paper, show_paper=True, pareto_x="auto", energy_metric="energy_j",
                 pareto_by_condition=False, **_):
     plt, sns = _pyplot()
@@ -1715,6 +1785,8 @@ COMMANDS: dict[str, Command] = {
     "fig8_wer_energy": Command("figure", plot_fig8, ("dpi", "show_paper", "fig8_precision", "energy_metric",
                                                      "memory_metric"),
                                "Fig. 8: WER vs energy (or time), colour = RTF, size = memory"),
+    "wer_vs_condition": Command("figure", plot_wer_vs_condition, ("dpi",),
+                                "WER against noise condition, one line per model x engine x precision"),
     "wer_vs_snr": Command("figure", plot_wer_vs_snr, ("dpi", "snr_ci_style"),
                           "WER against SNR per noise kind, bootstrap intervals, clean at the right"),
     "pareto": Command("figure", plot_pareto, ("dpi", "show_paper", "pareto_x", "energy_metric", "pareto_by_condition"),

@@ -145,6 +145,21 @@ rule fig_fig8_wer_energy:
 
 
 # ---- what the study lacked -----------------------------------------------------------------------
+rule fig_wer_vs_condition:
+    input:
+        cells=FIG_CELLS,
+    output:
+        fig_outputs("wer_vs_condition", FIG_CAT_NEW),
+    params:
+        options=fig_options("wer_vs_condition"),
+    log:
+        f"{FIG_LOGS}/wer_vs_condition.log",
+    conda:
+        FIG_CONDA
+    shell:
+        FIG_CMD + " wer_vs_condition --cells {input.cells} --out {output} {params.options} > {log} 2>&1"
+
+
 rule fig_wer_vs_snr:
     input:
         cells=FIG_CELLS,
