@@ -12,7 +12,7 @@ CELL_COLUMNS = [
     "device", "device_name", "compute_type", "quantizer", "precision_method", "weight_bits",
     "n_utterances", "audio_s", "load_s", "transcribe_s", "transcribe_s_min", "transcribe_s_max", "repeats",
     "rtf", "rtfx", "peak_rss_mb", "peak_accel_mem_mb", "param_count", "model_params_m", "param_bytes", "disk_bytes",
-    "threads", "batch_size",
+    "threads", "job_threads", "batch_size",
     "wer_pct", "wer_ci_low_pct", "wer_ci_high_pct", "cer_pct", "ref_words", "hits", "substitutions", "deletions",
     "insertions",
     "energy_backend", "energy_rail", "energy_j", "mean_power_w", "idle_power_w", "energy_above_idle_j",

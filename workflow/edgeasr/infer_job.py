@@ -25,7 +25,14 @@ def run_infer_job(wildcards: dict, inputs: dict, outputs: dict, cell: dict, ener
 
     plan = Plan(**cell["plan"])
     s = dict(cell["settings"])
-    s["threads"] = int(threads)
+    # The engine uses inference.threads. Snakemake reserves that many cores for the job, but caps a
+    # job's threads at --cores: under `--cores 1` nothing else runs beside the job (one job at a time),
+    # so the configured count is still right for the machine; the table records both numbers.
+    configured = int(s.get("threads") or threads)
+    if int(threads) < configured:
+        log.warning("Snakemake gave this job %s thread(s) (--cores); the engine uses inference.threads = %s. "
+                    "Use --cores >= %s so that no other job shares those cores.", threads, configured, configured)
+    s["threads"] = configured
     settings = EngineSettings(**s)
     spec = CellSpec(model=wildcards["model"], engine=wildcards["engine"], precision=wildcards["precision"],
                     condition=wildcards["condition"], family=cell["family"], batch_size=int(cell["batch_size"]),
@@ -45,7 +52,8 @@ def run_infer_job(wildcards: dict, inputs: dict, outputs: dict, cell: dict, ener
     row.update({
         "energy_backend": energy["backend"],
         "disk_bytes": dir_bytes(inputs["packed"]) if inputs.get("packed") else dir_bytes(inputs["model"]),
-        "cell_config_hash": stable_hash({"cell": cell, "energy": energy, "threads": threads}),
+        "job_threads": int(threads),
+        "cell_config_hash": stable_hash({"cell": cell, "energy": energy}),
         "started_utc": started.isoformat(timespec="seconds"),
         "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **provenance(settings.device),
