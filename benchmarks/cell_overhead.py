@@ -42,7 +42,8 @@ def bare_faster_whisper(model_dir, compute_type, threads, audio):
     t = time.perf_counter()
     for a in audio:
         segs, _ = m.transcribe(a, language=None, beam_size=1, best_of=1, temperature=0.0, vad_filter=False,
-                               without_timestamps=True, condition_on_previous_text=False)
+                               without_timestamps=True, condition_on_previous_text=False, no_speech_threshold=None,
+                               log_prob_threshold=None, compression_ratio_threshold=None)
         "".join(s.text for s in segs)
     return time.perf_counter() - t
 

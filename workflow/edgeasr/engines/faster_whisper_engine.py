@@ -24,11 +24,14 @@ class FasterWhisperEngine(Engine):
         return self._batched(batch)
 
     def _one(self, audio: np.ndarray) -> str:
-        # greedy, English, no VAD, no timestamps, no conditioning: one pass per utterance
+        # greedy, English, no VAD, no timestamps, no conditioning, and none of faster-whisper's
+        # heuristics that drop or re-decode a window (no-speech skip, log-prob / compression-ratio
+        # fallback): one plain decoding pass per utterance, as the transformers engine does
         segments, _ = self.model.transcribe(
             audio.astype(np.float32), language=self._lang, task="transcribe", beam_size=self.settings.beam_size,
             best_of=1, temperature=0.0, vad_filter=False, without_timestamps=True,
-            condition_on_previous_text=False, max_new_tokens=self.settings.max_new_tokens)
+            condition_on_previous_text=False, max_new_tokens=self.settings.max_new_tokens,
+            no_speech_threshold=None, log_prob_threshold=None, compression_ratio_threshold=None)
         return "".join(seg.text for seg in segments).strip()
 
     def _batched(self, batch: list[np.ndarray]) -> list[str]:
