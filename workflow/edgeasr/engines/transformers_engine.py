@@ -76,6 +76,8 @@ class TransformersEngine(Engine):
         fam = self.settings.family
         audio = [a.astype(np.float32) for a in batch]
         if fam == "whisper":
+            if self.settings.options.get("frontend") == "faster-whisper":
+                return {"input_features": self._fw_features(audio).to(self.device, self.dtype)}
             feats = self.processor.feature_extractor(audio, sampling_rate=16000, return_tensors="pt")
             return {"input_features": feats.input_features.to(self.device, self.dtype)}
         inputs = self.processor(audio=audio, sampling_rate=16000, return_tensors="pt", padding=True)
@@ -83,6 +85,17 @@ class TransformersEngine(Engine):
         if "attention_mask" in inputs:
             out["attention_mask"] = inputs["attention_mask"].to(self.device)
         return out
+
+    def _fw_features(self, audio: list[np.ndarray]):
+        """faster-whisper's log-mel front end: the clip alone, last frame dropped, log-mel padded with 0
+        to 30 s (docs/ct2-conversion.md). With it the two engines decode the same text."""
+        import torch
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.feature_extractor import FeatureExtractor
+
+        if not hasattr(self, "_fw_fe"):
+            self._fw_fe = FeatureExtractor(feature_size=self.model.config.num_mel_bins)
+        return torch.from_numpy(np.stack([pad_or_trim(self._fw_fe(a)[:, :-1]) for a in audio]))
 
     def transcribe(self, batch: list[np.ndarray]) -> list[str]:
         import torch
