@@ -1,0 +1,188 @@
+"""Quantization-aware fine-tuning with soft-to-hard annealed General Quantizer weights.
+
+Every quantized Linear/Conv weight is re-parametrised (torch.nn.utils.parametrize) as
+
+    W_soft = scale * F^-1( sum_k p_k(F(W_latent / scale)) c_k ),   p = softmax(-(y - c)^2 / (tau delta^2))
+
+so the task loss is differentiable w.r.t. the centroids c (always trained), the latent float
+weights (``train_weights``) and, optionally, every other parameter (``train_other``).  tau is
+annealed geometrically from ``tau_start`` to ``tau_end`` over the run; no regulariser is
+added.  At the end the assignment is made hard (nearest centroid in companded space), the
+model's weights are overwritten with the decompressed hard weights, and the packed model is
+returned.  Scales stay at the max magnitudes of the initial weights (latent weights beyond
+them saturate).
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Callable, Iterable
+
+import torch
+import torch.nn as nn
+from torch.nn.utils import parametrize
+
+from .companding import compand, expand
+from .core import make_layer
+from .model import PackedModel, _collect, _float_state, _meta, quantize_model, apply_packed
+from .soft import soft_quantize, hard_assign, init_centroids, torch_threads
+from .spec import QuantSpec
+
+__all__ = ["qat_finetune", "SoftQuantParam"]
+
+
+class SoftQuantParam(nn.Module):
+    """Parametrization: latent weight -> soft-quantized weight at temperature ``self.tau``."""
+
+    def __init__(self, centroids: torch.Tensor, scales: torch.Tensor, mu: float, window: int):
+        super().__init__()
+        self.centroids = nn.Parameter(centroids.detach().clone().to(torch.float32))
+        self.register_buffer("scales", scales.detach().clone().to(torch.float32))
+        self.mu = float(mu)
+        self.window = window
+        self.tau = 1.0
+
+    def _rows(self, W):
+        R = W.shape[0]
+        s = self.scales.view(-1, 1) if self.scales.numel() > 1 else self.scales.view(1, 1)
+        safe = torch.where(s > 0, s, torch.ones_like(s))
+        return W.reshape(R, -1), s, safe
+
+    def companded(self, W):
+        W2, s, safe = self._rows(W)
+        return compand((W2.to(torch.float32) / safe).clamp(-1.0, 1.0), self.mu), s
+
+    def forward(self, W):
+        y, s = self.companded(W)
+        if self.centroids.shape[0] == 1:
+            q = soft_quantize(y.reshape(1, -1), self.centroids, self.tau, self.window).view_as(y)
+        else:
+            q = soft_quantize(y, self.centroids, self.tau, self.window)
+        return (expand(q, self.mu) * s).view(W.shape).to(W.dtype)
+
+
+def qat_finetune(model: nn.Module, loss_fn: Callable[[nn.Module, object], torch.Tensor],
+                 batches: Iterable, spec: QuantSpec | None = None, *, epochs: int = 1,
+                 steps: int | None = None, lr: float = 1e-3, centroid_lr: float | None = None,
+                 train_weights: bool = True, train_other: bool = False,
+                 tau_start: float | None = None, tau_end: float | None = None,
+                 init: str = "data-free", callback: Callable | None = None,
+                 num_threads: int | None = None) -> PackedModel:
+    """Quantization-aware fine-tuning; modifies ``model`` in place, returns the packed model.
+
+    loss_fn(model, batch) -> scalar loss tensor.  ``batches`` is re-iterated for each of
+    ``epochs`` passes (or cycled until ``steps`` optimizer steps if given; a one-shot
+    iterator needs ``steps`` <= its length).  Centroids start from the data-free fit
+    (``init="data-free"``) or the plain mu-law grid (``init="mulaw"``).  Adam; centroid
+    learning rate ``centroid_lr`` (default ``lr``) is in companded units.  ``callback(step,
+    tau, loss)`` is called after every step.  tau defaults to the spec's schedule.
+    ``num_threads`` temporarily sets torch's (process-global) thread count for the run
+    (None: leave it).  Latent weights beyond the initial scales saturate; the centroid
+    learning rate should shrink with the spacing 2/K at many bits."""
+    with torch_threads(num_threads):
+        return _qat(model, loss_fn, batches, spec, epochs=epochs, steps=steps, lr=lr,
+                    centroid_lr=centroid_lr, train_weights=train_weights,
+                    train_other=train_other, tau_start=tau_start, tau_end=tau_end, init=init,
+                    callback=callback)
+
+
+def _qat(model, loss_fn, batches, spec, *, epochs, steps, lr, centroid_lr, train_weights,
+         train_other, tau_start, tau_end, init, callback) -> PackedModel:
+    spec = spec or QuantSpec()
+    if spec.method != "gq":
+        raise ValueError("qat_finetune supports method='gq' only")
+    tau_start = spec.tau_start if tau_start is None else float(tau_start)
+    tau_end = spec.tau_end if tau_end is None else float(tau_end)
+    if steps is None:
+        if not hasattr(batches, "__len__"):
+            raise ValueError("pass steps= when batches has no len()")
+        steps = len(batches) * int(epochs)
+    steps = int(steps)
+    if steps <= 0:
+        raise ValueError("no training steps")
+    targets, skipped = _collect(model, spec)
+    tied = [n for n, _, _, _, others in targets if others]
+    if tied:
+        raise ValueError(f"QAT does not support tied weights: {tied}")
+    if init == "data-free":
+        init_pm = quantize_model(model, QuantSpec.from_dict({**spec.to_dict(), "include_float": False}))
+        inits = {n: (l.centroids, l.scales) for n, l in init_pm.layers.items()}
+    elif init == "mulaw":
+        inits = {}
+        for name, mod, _, bits, _ in targets:
+            W2 = mod.weight.detach().reshape(mod.weight.shape[0], -1).float()
+            s = W2.abs().amax(1) if spec.per_channel else W2.abs().amax().reshape(1)
+            G = W2.shape[0] if spec.centroid_group == "channel" else 1
+            inits[name] = (init_centroids(bits, G), s)
+    else:
+        raise ValueError("init must be 'data-free' or 'mulaw'")
+
+    flags = {id(p): p.requires_grad for p in model.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(train_other)
+    pqs = {}
+    try:
+        for name, mod, kind, bits, _ in targets:
+            c, s = inits[name]
+            pq = SoftQuantParam(c, s, spec.mu, spec.window).to(mod.weight.device)
+            pq.tau = tau_start
+            parametrize.register_parametrization(mod, "weight", pq)
+            mod.parametrizations.weight.original.requires_grad_(train_weights)
+            pqs[name] = (mod, pq, bits)
+        groups = [{"params": [pq.centroids for _, pq, _ in pqs.values()],
+                   "lr": lr if centroid_lr is None else centroid_lr}]
+        latent = [mod.parametrizations.weight.original for mod, _, _ in pqs.values()]
+        if train_weights:
+            groups.append({"params": latent, "lr": lr})
+        if train_other:
+            lat = {id(p) for p in latent} | {id(pq.centroids) for _, pq, _ in pqs.values()}
+            other = [p for p in model.parameters() if id(p) not in lat and p.requires_grad]
+            if other:
+                groups.append({"params": other, "lr": lr})
+        opt = torch.optim.Adam(groups)
+        model.train()
+
+        def stream():
+            for _ in itertools.count():
+                yield from batches
+
+        it = iter(stream())
+        for step in range(steps):
+            frac = step / max(1, steps - 1)
+            tau = tau_start * (tau_end / tau_start) ** frac
+            for _, pq, _ in pqs.values():
+                pq.tau = tau
+            batch = next(it)
+            loss = loss_fn(model, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                for _, pq, _ in pqs.values():
+                    pq.centroids.clamp_(-1.0, 1.0)
+            if callback is not None:
+                callback(step, tau, float(loss.detach()))
+        # end hard
+        layers = {}
+        with torch.no_grad():
+            for name, (mod, pq, bits) in pqs.items():
+                W = mod.parametrizations.weight.original
+                y, _ = pq.companded(W)
+                c = torch.sort(pq.centroids.detach(), dim=-1).values
+                idx = hard_assign(y.reshape(-1), c[0]).view_as(y) if c.shape[0] == 1 else hard_assign(y, c)
+                kind = "conv" if not isinstance(mod, nn.Linear) else "linear"
+                layers[name] = make_layer(idx, c, pq.scales, bits, tuple(W.shape), spec.mu, "gq", kind)
+    finally:
+        for name, (mod, pq, bits) in pqs.items():
+            parametrize.remove_parametrizations(mod, "weight", leave_parametrized=False)
+        for p in model.parameters():
+            if id(p) in flags:
+                p.requires_grad_(flags[id(p)])
+    model.eval()
+    packed_wo_float = PackedModel(layers, {})
+    apply_packed(model, packed_wo_float, load_float=False)
+    float_tensors, aliases = _float_state(model, spec, [model.get_submodule(n).weight for n in layers])
+    meta = _meta(spec, layers, skipped, mode="qat", qat={"steps": steps, "lr": lr,
+                 "centroid_lr": centroid_lr, "train_weights": train_weights,
+                 "train_other": train_other, "tau_start": tau_start, "tau_end": tau_end,
+                 "init": init})
+    return PackedModel(layers, meta, float_tensors, aliases)
