@@ -46,6 +46,10 @@ class TransformersEngine(Engine):
         else:
             raise ValueError(f"family {fam!r} unknown to the transformers engine")
         model.eval()
+        # parameters of the architecture (tied weights once), counted before any quantizer: dynamic
+        # int8 quantizes Whisper's proj_out separately from the token embedding it was tied to, which
+        # param_bytes then shows
+        self._n_params = sum(p.numel() for p in model.parameters())
         method = self.plan.method
         self.quantizer = "none"
         if method == "dynamic-int8":
@@ -116,7 +120,7 @@ class TransformersEngine(Engine):
             return [t.strip() for t in self.processor.batch_decode(ids, skip_special_tokens=True)]
 
     def param_count(self) -> int | None:
-        return int(sum(p.numel() for p in self._tensors()))
+        return int(self._n_params)
 
     def param_bytes(self) -> int | None:
         return int(sum(t.numel() * t.element_size() for t in self._tensors()))
