@@ -15,7 +15,7 @@ from edgeasr import figures as _figmod
 
 FIG_OPTIONS = _figmod.resolve_options(config.get("figures"))  # defaults + checks (clear error on a bad value)
 FIG_CELLS = "results/tables/cells.csv"
-FIG_PAPER = "resources/reference/paper_2405.01004_figures.csv"
+FIG_PAPER = str(Path(workflow.basedir) / "resources" / "reference" / "paper_2405.01004_figures.csv")  # ships with the workflow
 FIG_DIR = "results/figures"
 FIG_TABLES = "results/tables"
 FIG_LOGS = "results/logs/figures"
