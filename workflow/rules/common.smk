@@ -8,6 +8,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the edgeasr package, also without pip install
 import edgeasr.config as ecfg  # noqa: E402
+from edgeasr.noise import expand_conditions  # noqa: E402
 from edgeasr.precision import plan as precision_plan, resolve_device  # noqa: E402
 
 SCHEMA = str(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
@@ -22,7 +23,8 @@ if "accelerator" not in workflow.global_resources:
     workflow.register_resource("accelerator", 1)
 
 CONDITIONS = {c.name: c for c in ecfg.conditions(config)}
-ALL_CONDITIONS = {c.name: c for c in __import__("edgeasr.noise", fromlist=["x"]).expand_conditions(config["noise"]["conditions"])}
+# every defined condition can be built (a target outside matrix.conditions too); the matrix runs CONDITIONS
+ALL_CONDITIONS = {c.name: c for c in expand_conditions(config["noise"]["conditions"])}
 DEVICE = resolve_device(config["inference"]["device"])
 QUANTIZERS = config.get("quantizers") or {}
 
@@ -55,7 +57,7 @@ RUN_CELLS, UNSUPPORTED_CELLS = matrix_cells()
 
 
 def noise_params(condition):
-    return CONDITIONS.get(condition, ALL_CONDITIONS.get(condition)).as_params()
+    return ALL_CONDITIONS[condition].as_params()
 
 
 ALL_TARGETS = [
