@@ -176,9 +176,13 @@ def test_failing_logger_is_a_clear_error_and_leaves_nothing(fake_env, monkeypatc
 
 
 CHILD = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
     from pathlib import Path
     from edgeasr.energy import make_meter
+    # a foreground job's SIGINT disposition, whatever pytest inherited: started with `&`
+    # from a non-interactive shell, SIGINT is SIG_IGN, inherited across fork/exec, and the
+    # meter (rightly) leaves an ignored signal ignored, so SIGINT would do nothing
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     log, mk = Path(sys.argv[1]), Path(sys.argv[2])
     with make_meter("tegrastats", log, mk, interval_ms=50, idle_s=0.1) as m:
         m.begin_window("transcribe")
