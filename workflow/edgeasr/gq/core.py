@@ -153,6 +153,20 @@ def _name_seed(seed: int, name: str) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(name.encode())) % (2 ** 63 - 1)
 
 
+def _fit_in_chunks(points, weights, per: int, bits: int, mu: float, fit_kwargs: dict):
+    """Fit one centroid table per row of ``points``, ``per`` rows per call (bounds the memory).
+
+    Returns (centroids, kept_init) with one row / flag per input row."""
+    cents, kept = [], []
+    for i in range(0, points.shape[0], per):
+        c, info = fit_centroids(points[i:i + per], bits, weights=weights[i:i + per], mu=mu,
+                                return_info=True, **{**fit_kwargs, "bins": 0})
+        cents.append(c)
+        kept.append(info.kept_mask if info.kept_mask is not None
+                    else torch.zeros(c.shape[0], dtype=torch.bool))
+    return torch.cat(cents), torch.cat(kept)
+
+
 def _gq_layers(ws: list, names: list, bits: int, *, mu: float, per_channel: bool,
                centroid_group: str, fit_kwargs: dict, seed: int, max_points_per_channel: int,
                budget: int = 1 << 24):
@@ -181,14 +195,7 @@ def _gq_layers(ws: list, names: list, bits: int, *, mu: float, per_channel: bool
             mass.append(m)
         P, M = torch.stack(pts), torch.stack(mass)
         per = max(1, budget // (nb * min(K, window or K)))
-        cents, kept = [], []
-        for i in range(0, P.shape[0], per):
-            c, info = fit_centroids(P[i:i + per], bits, weights=M[i:i + per], mu=mu,
-                                    return_info=True, **{**fit_kwargs, "bins": 0})
-            cents.append(c)
-            kept.append(info.kept_mask if info.kept_mask is not None
-                         else torch.zeros(c.shape[0], dtype=torch.bool))
-        C, kept = torch.cat(cents), torch.cat(kept)
+        C, kept = _fit_in_chunks(P, M, per, bits, mu, fit_kwargs)
         out = []
         for (y, s, _), c, k in zip(preps, C, kept):
             out.append((hard_assign(y.reshape(-1), c).view(y.shape), c.unsqueeze(0).clone(), s,
@@ -215,14 +222,7 @@ def _gq_layers(ws: list, names: list, bits: int, *, mu: float, per_channel: bool
         Ws.append(wt)
     Y, Wt = torch.cat(Ys), torch.cat(Ws)
     per = max(1, budget // (m * min(K, window or K)))
-    cents, kept = [], []
-    for i in range(0, Y.shape[0], per):
-        c, info = fit_centroids(Y[i:i + per], bits, weights=Wt[i:i + per], mu=mu,
-                                return_info=True, **{**fit_kwargs, "bins": 0})
-        cents.append(c)
-        kept.append(info.kept_mask if info.kept_mask is not None
-                    else torch.zeros(c.shape[0], dtype=torch.bool))
-    C, kept = torch.cat(cents), torch.cat(kept)
+    C, kept = _fit_in_chunks(Y, Wt, per, bits, mu, fit_kwargs)
     out, r0 = [], 0
     for y, s, _ in preps:
         R = y.shape[0]
