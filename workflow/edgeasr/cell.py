@@ -66,7 +66,6 @@ def run_cell(spec: CellSpec, model_dir: str | Path, plan: Plan, settings: Engine
                  "compute_type": plan.compute_type, "precision_method": plan.method, "weight_bits": plan.weight_bits,
                  "threads": settings.threads, "n_utterances": int(len(inputs)),
                  "audio_s": float(inputs["duration_s"].sum())}
-    row["batch_size"] = spec.batch_size
     utts = inputs[["utt_id", "duration_s", "reference"]].rename(columns={"duration_s": "audio_s"}).copy()
     utts["seconds"], utts["hypothesis"] = np.nan, ""
     audio = [read_audio(p)[0].astype(np.float32) for p in inputs["audio_path"]]
