@@ -1,11 +1,13 @@
 # edgeasr: which ASR model, at which precision, gives the accuracy you need under noise, at what speed,
 # memory and energy. Reproduces and extends arXiv 2405.01004. See README.md.
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")  # also under --directory
 
 
 include: "workflow/rules/common.smk"

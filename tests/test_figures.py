@@ -214,6 +214,137 @@ def test_fig7_rtf_with_load(gpu_cells, paper):
     assert mem["paper_value"].iloc[0] == 4900
 
 
+# The study's twelve models against a run that has only a few of them (plumbing data).
+W2V_REASON = "ModelSourceError: could not download facebook/wav2vec2-large-960h (timeout after 60 s)"
+FW_ONLY = "faster-whisper runs Whisper models only, not the ctc family"
+
+
+def few_models_cells(energy: bool) -> pd.DataFrame:
+    """whisper-tiny.en (= the study's whisper-tiny), hubert-large (= hubert-large-ls960-ft) and my-asr (no study
+    model) ran; w2v (= wav2vec2-large-960h) failed everywhere; the study's 8 other models are not in the matrix.
+    The non-Whisper models are unsupported on faster-whisper, as the workflow records them."""
+    models = {"whisper-tiny.en": (39.0, "whisper-tiny", 6.0, 30.0),
+              "hubert-large": (316.0, "hubert-large-ls960-ft", 2.5, 9.0),
+              "my-asr": (50.0, "", 8.0, 20.0),
+              "w2v": (317.0, "wav2vec2-large-960h", 4.0, 30.0)}
+    df = synthetic_cells(energy=energy, models=models, precisions=("fp32", "fp16"),
+                         engines=("faster-whisper", "transformers"), snrs=(), kinds=(), failed=None)
+    rows = []
+    for row in df.to_dict("records"):
+        if row["engine"] == "faster-whisper" and row["model"] != "whisper-tiny.en":
+            row = _blank(row, "unsupported", FW_ONLY)
+        elif row["model"] == "w2v":
+            row = _blank(row, "failed", W2V_REASON)
+        rows.append(row)
+    return F.normalise_cells(pd.DataFrame(rows))
+
+
+def _compact(text: str) -> str:
+    """Footnote text with line breaks and spaces removed (wrapping may split a name at a hyphen)."""
+    return text.replace("\n", "").replace(" ", "")
+
+
+def test_reference_has_the_studys_twelve_models(paper):
+    from edgeasr.figures_study import STUDY_MODELS
+    assert F.study_models(paper) == list(STUDY_MODELS) and len(STUDY_MODELS) == 12
+    assert F.study_models(paper, ["fig4"]) == list(STUDY_MODELS)
+
+
+def test_paper_model_falls_back_to_the_model_name():
+    from edgeasr.figures_study import guess_paper_model
+    assert guess_paper_model("whisper-tiny.en") == "whisper-tiny"
+    assert guess_paper_model("openai/whisper-small") == "whisper-small"
+    assert guess_paper_model("Systran/faster-whisper-base") == "whisper-base"
+    assert guess_paper_model("distil-whisper/distil-small.en") == "distil-whisper-small.en"
+    assert guess_paper_model("distil-whisper-medium.en") == "distil-whisper-medium.en"
+    assert guess_paper_model("facebook/hubert-large-ls960-ft") == "hubert-large-ls960-ft"
+    assert guess_paper_model("microsoft/speecht5_asr") == guess_paper_model("speecht5-asr") == "speecht5_asr"
+    assert guess_paper_model("openai-whisper-medium") == "whisper-medium"
+    assert guess_paper_model("wav2vec2-base-960h") == ""  # not the study's wav2vec2-large-960h
+    assert guess_paper_model("my-asr") == guess_paper_model("hubert-large") == ""
+    # a table without the column is matched by name; a given (even empty) column is kept as it is
+    cells = few_models_cells(energy=False)
+    guessed = F.normalise_cells(cells.drop(columns="paper_model")).groupby("model")["paper_model"].first()
+    assert guessed.to_dict() == {"hubert-large": "", "my-asr": "", "w2v": "", "whisper-tiny.en": "whisper-tiny"}
+    assert cells.groupby("model")["paper_model"].first()["hubert-large"] == "hubert-large-ls960-ft"
+
+
+def test_fig4_draws_every_study_model_and_names_the_missing(tmp_path, paper):
+    from edgeasr.figures_study import STUDY_MODELS
+    cells = few_models_cells(energy=True)
+    d = F.fig4_data(cells, paper)
+    # the study's markers: all twelve models, clean and noisy, each exactly once, at the study's value
+    marks = d[d["paper_value"].notna()]
+    assert sorted(marks.groupby("paper_model")["which"].apply(sorted).items()) == \
+        sorted((m, ["clean", "noisy"]) for m in STUDY_MODELS)
+    assert len(marks) == 24 and set(marks["precision"]) == {"fp16"}
+    by = marks.set_index(["paper_model", "which"])["paper_value"]
+    assert by["hubert-large-ls960-ft", "clean"] == 2.3 and by["wav2vec2-large-960h", "noisy"] == 39.0
+    # a mapped model that ran carries its study marker on its own bar (engine and precision of the study)
+    hub = marks[marks["paper_model"] == "hubert-large-ls960-ft"]
+    assert set(hub["model"]) == {"hubert-large"} and set(hub["engine"]) == {"transformers"}
+    assert not hub["study_only"].any() and hub["value"].notna().all()
+    tiny = marks[marks["paper_model"] == "whisper-tiny"]
+    assert set(tiny["model"]) == {"whisper-tiny.en"} and set(tiny["engine"]) == {"faster-whisper"}
+    # the other ten: the study's markers alone (no bar, no gap), on their own row in the study's panel
+    alone = d[d["study_only"]]
+    assert set(alone["paper_model"]) == set(STUDY_MODELS) - {"whisper-tiny", "hubert-large-ls960-ft"}
+    assert alone["value"].isna().all() and (alone["gap"] == "").all() and (alone["model"] == "").all()
+    assert set(alone.loc[alone["paper_model"] == "whisper-medium", "engine"]) == {"faster-whisper"}
+    assert set(alone.loc[alone["paper_model"] == "speecht5_asr", "engine"]) == {"transformers"}
+    assert "wav2vec2-large-960h (study only)" in set(alone["model_label"])
+    # this run's bars: every model that ran, on the engines where it ran; never the failed / unsupported pairs
+    bars = d[~d["study_only"]]
+    assert set(zip(bars["model"], bars["engine"])) == {("whisper-tiny.en", "faster-whisper"),
+                                                       ("whisper-tiny.en", "transformers"),
+                                                       ("hubert-large", "transformers"), ("my-asr", "transformers")}
+    assert bars["value"].notna().all() and len(bars) == 4 * 2 * 2  # pairs x precisions x clean/noisy
+    # the notes: each absent study model with its reason, the failed one with its status reason
+    notes = F.not_run_notes(cells, F.study_models(paper, ["fig4"]), by_engine=True)
+    absent = [m for m in STUDY_MODELS if m not in ("whisper-tiny", "hubert-large-ls960-ft", "wav2vec2-large-960h")]
+    assert notes == [
+        "Models of the study that did not run here (drawn as the study's markers alone): " + ", ".join(absent)
+        + " (not in this run's matrix); wav2vec2-large-960h [w2v] (failed: " + W2V_REASON + " / unsupported: "
+        + FW_ONLY + ").",
+        f"Not drawn, no cell ran: hubert-large · faster-whisper, my-asr · faster-whisper (unsupported: {FW_ONLY}).",
+    ]
+    # ... and they reach the figure's footnote
+    fig = F.plot_fig4(cells, paper)
+    foot = _compact(" ".join(t.get_text() for t in fig.texts))
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    for note in notes:
+        assert _compact(note) in foot
+
+
+def test_fig8_draws_every_study_model_and_names_the_missing(paper):
+    from edgeasr.figures_study import STUDY_MODELS
+    gpu = few_models_cells(energy=True)
+    d, meta = F.fig8_data(gpu, paper=paper)
+    assert meta["is_energy"] and meta["precision"] == "fp16"
+    study = meta["study"].set_index("paper_model")
+    assert sorted(study.index) == sorted(STUDY_MODELS) and study["x"].notna().all()  # Fig. 8: all twelve energies
+    assert study.loc["wavlm-libri-clean-100h-base-plus", "x"] == 30 and study.loc["hubert-large-ls960-ft",
+                                                                                   "wer_pct"] == 2.3
+    assert set(d.loc[d["gap"] == "", "model"]) == {"whisper-tiny.en", "hubert-large", "my-asr"}
+    # no energy: the study has a run time (RTF) for its Whisper models only; the rest keep their WER (x NaN)
+    cpu = few_models_cells(energy=False)
+    _, meta = F.fig8_data(cpu, paper=paper)
+    study = meta["study"].set_index("paper_model")
+    assert sorted(study.index) == sorted(STUDY_MODELS) and study["wer_pct"].notna().all()
+    assert set(study.index[study["x"].notna()]) == {"whisper-tiny", "whisper-base", "whisper-small", "whisper-medium"}
+    fig = F.plot_fig8(cpu, paper)
+    foot = _compact(" ".join(t.get_text() for t in fig.texts))
+    strip = fig.axes[1]  # the study's models without a run time, beside the main axes
+    labels = {t.get_text() for t in strip.texts}
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    assert labels == set(STUDY_MODELS) - set(study.index[study["x"].notna()])
+    assert _compact(f"wav2vec2-large-960h [w2v] (failed: {W2V_REASON} / unsupported: {FW_ONLY})") in foot
+    assert _compact("speecht5_asr") in foot and _compact("not in this run's matrix") in foot
+    assert F.fig8_data(cpu)[1]["study"].empty  # no reference table: no study points
+
+
 def test_fig8_falls_back_to_time_and_picks_precision(cpu_cells, gpu_cells):
     d, meta = F.fig8_data(cpu_cells)
     assert meta["precision"] == "fp32"  # fp16 never ran on the CPU table: the most-run precision instead

@@ -58,16 +58,29 @@ def load_inputs(noise_table: str | Path, manifest: str | Path) -> pd.DataFrame:
     return df.sort_values("utt_id", kind="stable").reset_index(drop=True)
 
 
-def run_cell(spec: CellSpec, model_dir: str | Path, plan: Plan, settings: EngineSettings, inputs: pd.DataFrame,
-             window_hook: WindowHook | None = None, packed_path: str | None = None) -> tuple[dict, pd.DataFrame]:
-    """Run one cell. Never raises for a model failure: returns status ``failed`` with the error instead."""
-    hook = window_hook or (lambda event, name: None)
+def _base_row(spec: CellSpec, plan: Plan, settings: EngineSettings, inputs: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
     row: dict = {**asdict(spec), "status": "ok", "status_reason": "", "device": settings.device,
                  "compute_type": plan.compute_type, "precision_method": plan.method, "weight_bits": plan.weight_bits,
                  "threads": settings.threads, "n_utterances": int(len(inputs)),
                  "audio_s": float(inputs["duration_s"].sum())}
     utts = inputs[["utt_id", "duration_s", "reference"]].rename(columns={"duration_s": "audio_s"}).copy()
     utts["seconds"], utts["hypothesis"] = np.nan, ""
+    return row, utts
+
+
+def failed_row(spec: CellSpec, plan: Plan, settings: EngineSettings, inputs: pd.DataFrame,
+               reason: str) -> tuple[dict, pd.DataFrame]:
+    """The row of a cell that could not run at all (e.g. its weights could not be had)."""
+    row, utts = _base_row(spec, plan, settings, inputs)
+    row.update({"status": "failed", "status_reason": reason[:600], "peak_rss_mb": peak_rss_mb()})
+    return row, utts[UTTERANCE_COLUMNS]
+
+
+def run_cell(spec: CellSpec, model_dir: str | Path, plan: Plan, settings: EngineSettings, inputs: pd.DataFrame,
+             window_hook: WindowHook | None = None, packed_path: str | None = None) -> tuple[dict, pd.DataFrame]:
+    """Run one cell. Never raises for a model failure: returns status ``failed`` with the error instead."""
+    hook = window_hook or (lambda event, name: None)
+    row, utts = _base_row(spec, plan, settings, inputs)
     audio = [read_audio(p)[0].astype(np.float32) for p in inputs["audio_path"]]
     engine = make_engine(spec.engine, model_dir, plan, settings)
     if packed_path:

@@ -53,6 +53,73 @@ def _describe(err) -> str:
     return f"{key}: {err.message}"
 
 
+def _types(schema: dict) -> set[str]:
+    t = schema.get("type")
+    out = set(t if isinstance(t, list) else [t] if t else [])
+    for sub in schema.get("oneOf", []) + schema.get("anyOf", []):
+        out |= _types(sub)
+    return out
+
+
+def _scalar(text: str, types: set[str]):
+    """A string from the command line (Snakemake reads `--config` values and a profile's `config:` with
+    YAML's base loader: every scalar is a string) as the type the schema wants, else unchanged."""
+    if "string" in types:
+        return text
+    low = text.strip().lower()
+    if "null" in types and low in ("null", "none", "~"):
+        return None
+    if "boolean" in types and low in ("true", "false"):
+        return low == "true"
+    for kind, conv in (("integer", int), ("number", float)):
+        if kind in types:
+            try:
+                return conv(text)
+            except ValueError:
+                pass
+    return text
+
+
+def coerce_strings(inst, schema: dict):
+    """Turn string scalars into the schema's number / boolean / null types, recursively (in place)."""
+    if isinstance(inst, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for k, v in list(inst.items()):
+            sub = props.get(k, extra if isinstance(extra, dict) else None)
+            if sub is None:
+                continue
+            if isinstance(v, str):
+                inst[k] = _scalar(v, _types(sub))
+            else:
+                coerce_strings(v, sub)
+    elif isinstance(inst, list):
+        items = schema.get("items")
+        if not isinstance(items, dict):
+            items = next((s.get("items") for s in schema.get("oneOf", []) if isinstance(s.get("items"), dict)), None)
+        if items:
+            for i, v in enumerate(inst):
+                if isinstance(v, str):
+                    inst[i] = _scalar(v, _types(items))
+                else:
+                    coerce_strings(v, items)
+    return inst
+
+
+def _check_sources(config: dict) -> list[str]:
+    """A model whose source names two kinds: almost always a --configfile merged over the default's model of
+    the same name (Snakemake merges mappings), which the schema's oneOf would report obscurely."""
+    out = []
+    for name, m in (config.get("models") or {}).items():
+        src = m.get("source") if isinstance(m, dict) else None
+        kinds = [k for k in ("hf", "local", "package") if isinstance(src, dict) and k in src]
+        if len(kinds) > 1:
+            out.append(f"models.{name}.source: has {kinds}, exactly one is allowed. A --configfile is merged over "
+                       f"config/config.yaml, so a model named {name!r} there too inherits its source keys: give "
+                       "your model another name")
+    return out
+
+
 def validate(config: dict, schema: dict | None = None) -> dict:
     """Validate ``config`` (in place: defaults are filled in) and return it.
 
@@ -61,6 +128,10 @@ def validate(config: dict, schema: dict | None = None) -> dict:
     import jsonschema
 
     schema = schema or load_schema()
+    coerce_strings(config, schema)
+    clash = _check_sources(config)
+    if clash:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(clash))
     validator_cls = jsonschema.validators.validator_for(schema)
     errors = sorted(validator_cls(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:

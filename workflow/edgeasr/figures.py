@@ -11,6 +11,8 @@ Layout of this module:
 * data behind each figure (pure pandas, unit-tested): :func:`fig4_data`, :func:`bar_metric_data`,
   :func:`fig5_data`, :func:`fig7_data`, :func:`fig8_data`, :func:`snr_data`, :func:`pareto_data`,
   :func:`pareto_front`, :func:`precision_effect`, :func:`findings`, :func:`gap_reason`
+* the study's twelve models against this run (Fig. 4 and Fig. 8 draw all of them and name, with the reason,
+  each one that did not run here): :mod:`edgeasr.figures_study`
 * plotting: ``plot_*`` functions returning a matplotlib figure (matplotlib / seaborn are imported lazily)
 * command line: ``python -m edgeasr.figures NAME --cells CELLS --paper PAPER --out OUT... --option k=v``
 
@@ -33,6 +35,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
+
+from .figures_study import guess_paper_model, not_run_notes, ran_pairs, study_models
 
 # --------------------------------------------------------------------------------------------------
 # constants
@@ -205,6 +209,8 @@ def normalise_cells(df: pd.DataFrame, source: str = "cells table") -> pd.DataFra
         raise ValueError(f"{source}: missing required column(s) {', '.join(missing)} "
                          "(see docs/results-schema.md)")
     df = df.copy()
+    if "paper_model" not in df.columns:  # an older table: match the study's models by name (or a known alias)
+        df["paper_model"] = df["model"].map(guess_paper_model)
     for col in REQUIRED_COLUMNS:
         df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str).str.strip()
     for col in NUMERIC_COLUMNS:
@@ -372,11 +378,17 @@ def _index_cells(df: pd.DataFrame, keys) -> dict:
 # data behind the figures
 # --------------------------------------------------------------------------------------------------
 def fig4_data(cells: pd.DataFrame, paper: pd.DataFrame | None = None, noisy_amplitude: float = 0.1) -> pd.DataFrame:
-    """WER on clean vs the study's noisy set, one row per (engine, precision, model, clean|noisy)."""
+    """WER on clean vs the study's noisy set, one row per (engine, precision, model, clean|noisy).
+
+    A model appears on an engine when one of its cells there ran (the others: :func:`not_run_notes`). Each
+    model of the study with no row in the panel of its own engine and precision gets ``study_only`` rows
+    there (no bar, the study's value alone), so that every model of the study is drawn."""
     paper = empty_paper() if paper is None else paper
     noisy = study_noisy_condition(cells, noisy_amplitude)
     pvals = {"clean": paper_lookup(paper, ["fig4"], "wer_pct", CLEAN, by_engine=True),
              "noisy": paper_lookup(paper, ["fig4"], "wer_pct", STUDY_NOISY_KIND, by_engine=True)}
+    pairs = ran_pairs(cells)
+    cells = cells.loc[np.array([pair in pairs for pair in zip(cells["model"], cells["engine"])], dtype=bool)]
     idx = _index_cells(cells, ["engine", "precision", "model", "condition"])
     sizes = cells.groupby("model")["model_params_m"].max() if not cells.empty else {}
     pm = cells.groupby("model")["paper_model"].first() if not cells.empty else {}
@@ -397,11 +409,24 @@ def fig4_data(cells: pd.DataFrame, paper: pd.DataFrame | None = None, noisy_ampl
                         "value": np.nan if gap else row["wer_pct"],
                         "lo": np.nan if gap else row["wer_ci_low_pct"],
                         "hi": np.nan if gap else row["wer_ci_high_pct"],
-                        "gap": gap or "",
-                        "paper_value": pvals[which].get((pm[model], engine, precision), np.nan),
+                        "gap": gap or "", "paper_value": pvals[which].get((pm[model], engine, precision), np.nan),
+                        "study_only": False,
                     })
-    return pd.DataFrame(rows, columns=["engine", "precision", "model", "model_label", "paper_model", "which",
-                                       "condition", "value", "lo", "hi", "gap", "paper_value"])
+    drawn = {(r["paper_model"], r["engine"], r["precision"]) for r in rows}
+    ran = set(cells.loc[cells["status"] == "ok", "paper_model"])
+    for key in dict.fromkeys(list(pvals["clean"]) + list(pvals["noisy"])):
+        if key in drawn:
+            continue
+        study_model, engine, precision = key
+        label = f"{study_model} (study" + (")" if study_model in ran else " only)")
+        for which in ("clean", "noisy"):
+            rows.append({"engine": engine, "precision": precision, "model": "", "model_label": label,
+                         "paper_model": study_model, "which": which, "condition": "", "value": np.nan,
+                         "lo": np.nan, "hi": np.nan, "gap": "", "paper_value": pvals[which].get(key, np.nan),
+                         "study_only": True})
+    df = pd.DataFrame(rows, columns=["engine", "precision", "model", "model_label", "paper_model", "which",
+                                     "condition", "value", "lo", "hi", "gap", "paper_value", "study_only"])
+    return df.astype({"study_only": bool})
 
 
 def bar_metric_data(cells: pd.DataFrame, metric: str, paper_values: dict | None = None) -> pd.DataFrame:
@@ -470,21 +495,25 @@ def cost_axis(cells: pd.DataFrame, mode: str, energy_metric: str, condition_kind
     return "transcribe_s", METRIC_LABELS["transcribe_s"], False
 
 
-def paper_cost_points(paper: pd.DataFrame, is_energy: bool) -> pd.DataFrame:
-    """The study's fp16 clean points: WER (Fig. 4) against energy (Fig. 8) or run time (RTF x audio)."""
+def paper_cost_points(paper: pd.DataFrame, is_energy: bool, every_model: bool = False) -> pd.DataFrame:
+    """The study's fp16 clean points: WER (Fig. 4) against energy (Fig. 8) or run time (RTF x audio).
+    ``every_model``: also the study's models with a WER but no such cost (``x`` NaN; the study gives run
+    times for its Whisper models only)."""
     wer = paper_lookup(paper, ["fig4"], "wer_pct", CLEAN)
     if is_energy:
         cost = paper_lookup(paper, ["fig8", "fig5"], "energy_j")
     else:
         cost = {k: v * PAPER_AUDIO_S for k, v in paper_lookup(paper, ["fig7"], "rtf").items()}
-    rows = [{"paper_model": m, "precision": p, "x": x, "wer_pct": wer[(m, p)]}
-            for (m, p), x in cost.items() if (m, p) in wer]
+    keys = [k for k in cost if k in wer] + ([k for k in wer if k not in cost] if every_model else [])
+    rows = [{"paper_model": m, "precision": p, "x": cost.get((m, p), np.nan), "wer_pct": wer[(m, p)]}
+            for m, p in keys]
     return pd.DataFrame(rows, columns=["paper_model", "precision", "x", "wer_pct"])
 
 
-def fig8_data(cells, precision="auto", energy_metric="energy_j",
-              memory_metric="peak_rss_mb") -> tuple[pd.DataFrame, dict]:
-    """Clean cells at one precision: x (energy or time), WER, RTF, memory; gaps listed with reasons."""
+def fig8_data(cells, precision="auto", energy_metric="energy_j", memory_metric="peak_rss_mb",
+              paper: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+    """Clean cells at one precision: x (energy or time), WER, RTF, memory; gaps listed with reasons.
+    ``meta["study"]``: every model of the study's clean WER and its x (NaN where the study has none)."""
     prec = choose_fig8_precision(cells, precision)
     x, xlabel, is_energy = cost_axis(cells, "auto", energy_metric)
     sel = clean_cells(cells)
@@ -498,7 +527,8 @@ def fig8_data(cells, precision="auto", energy_metric="energy_j",
                      "model_params_m": row["model_params_m"]})
     df = pd.DataFrame(rows, columns=["engine", "model", "paper_model", "precision", "x", "wer_pct", "rtf",
                                      "memory", "gap", "model_params_m"])
-    return df, {"precision": prec, "x": x, "xlabel": xlabel, "is_energy": is_energy}
+    study = paper_cost_points(empty_paper() if paper is None else paper, is_energy, every_model=True)
+    return df, {"precision": prec, "x": x, "xlabel": xlabel, "is_energy": is_energy, "study": study}
 
 
 def snr_data(cells: pd.DataFrame) -> pd.DataFrame:
@@ -950,7 +980,7 @@ def draw_grouped_bars(ax, data: pd.DataFrame, group_col: str, hue_col: str, grou
             if row["gap"]:
                 _draw_gap(ax, pos, width * 0.92, lim, short_reason(row["gap"], gap_chars), orient,
                           marker_at=row.get("paper_value") if show_paper else None, color=colors[hue])
-            else:
+            elif _is_num(row["value"]):  # (a study-only row has no value and no gap: its marker alone)
                 value = row["value"]
                 err = None
                 if "lo" in row and _is_num(row.get("lo")) and _is_num(row.get("hi")):
@@ -1152,6 +1182,8 @@ def plot_fig4(cells, paper, show_paper=True, fig4_noisy_amplitude=0.1, **_):
     from matplotlib.patches import Patch
     import seaborn as sns
     data = fig4_data(cells, paper, fig4_noisy_amplitude)
+    if not show_paper:
+        data = data[~data["study_only"]]
     noisy = study_noisy_condition(cells, fig4_noisy_amplitude)
     amp = cells.loc[cells["condition"] == noisy, "noise_amplitude"].max() if noisy else np.nan
     noisy_label = (f"noisy: {noisy} (uniform noise, amplitude {amp:g})" if _is_num(amp) else
@@ -1165,25 +1197,36 @@ def plot_fig4(cells, paper, show_paper=True, fig4_noisy_amplitude=0.1, **_):
         handles.append(_gap_handle())
     engines = sorted(data["engine"].unique())
     precs = precision_order(data["precision"])
-    row_h = [0.55 * data[data["engine"] == e]["model"].nunique() + 0.9 for e in engines] or [2.0]
+    # one row of y labels per engine, shared by its panels: the run's models, then the study's alone
+    groups = {e: list(dict.fromkeys(data.loc[data["engine"] == e, "model_label"])) for e in engines}
+    study_only = set(data.loc[data["study_only"], "model_label"])
+    row_h = [(0.55 if len(groups[e]) <= 8 else 0.46) * len(groups[e]) + 0.9 for e in engines] or [2.0]
+    label_w = max([len(g) for gs in groups.values() for g in gs] + [20]) * 8.5 * 0.55 / 72
     notes = [_gap_notes(data["gap"]), "Bars: this run's corpus WER with its bootstrap 95 % interval over utterances.",
+             *not_run_notes(cells, study_models(paper, ["fig4"]), markers=show_paper, by_engine=True),
              _paper_missing_note(data, show_paper, paper, ["fig4"])]
     fig, axes = new_figure(max(len(engines), 1), max(len(precs), 1), 3.6, row_h, _notes(cells, notes),
-                           extra_w=1.6, legend_rows=_legend_rows([h.get_label() for h in handles], 2))
+                           extra_w=max(1.6, label_w + 0.4),
+                           legend_rows=_legend_rows([h.get_label() for h in handles], 2))
     lim = _value_limit(list(data["hi"]) + list(data["value"]) + (list(data["paper_value"]) if show_paper else []),
                        100.0)
     for r, engine in enumerate(engines):
+        labelled = False
         for c, precision in enumerate(precs):
             ax = axes[r][c]
             sub = data[(data["engine"] == engine) & (data["precision"] == precision)]
             if sub.empty:
                 _empty_panel(ax, f"{engine} · {precision}\nnot in this run's matrix")
                 continue
-            groups = list(dict.fromkeys(sub["model_label"]))
-            draw_grouped_bars(ax, sub, "model_label", "which", groups, ["clean", "noisy"], colors, "h", lim,
-                              show_paper=show_paper)
-            ax.set_yticklabels(groups if c == 0 else [], fontsize=8.5)
-            ax.set_title(f"{engine} · {precision}", fontsize=9.5)
+            draw_grouped_bars(ax, sub, "model_label", "which", groups[engine], ["clean", "noisy"], colors, "h",
+                              lim, show_paper=show_paper)
+            ax.set_yticklabels(groups[engine] if not labelled else [], fontsize=8.5)
+            for tick in ax.get_yticklabels():
+                if tick.get_text() in study_only:
+                    tick.set(color="#555555", style="italic")
+            labelled = True
+            alone = " (study only)" if sub["study_only"].all() else ""
+            ax.set_title(f"{engine} · {precision}{alone}", fontsize=9.5)
             ax.set_xlabel(METRIC_LABELS["wer_pct"] if r == len(engines) - 1 else "")
     if not engines:
         _empty_panel(axes[0][0], "no cells in the table")
@@ -1285,17 +1328,20 @@ def _place_labels(ax, xs, ys, texts, fontsize=7.5, color="#222222", style="norma
         w, h = len(text) * 0.56 * fontsize, 1.2 * fontsize  # pt
         d = 0.7 * r + 1
         spots = []
-        for extra in (0.0, 8.0, 18.0, 30.0):
+        for extra in (0.0, 8.0, 18.0, 30.0, 44.0, 60.0):
             spots += [(r + 2 + extra, -h / 2), (-r - 2 - w - extra, -h / 2), (-w / 2, r + 1 + extra),
                       (-w / 2, -r - 1 - h - extra), (d + extra, d + extra), (d + extra, -d - h - extra),
                       (-d - w - extra, d + extra), (-d - w - extra, -d - h - extra)]
-        choice = spots[0]
+        choice = fallback = None
         for lx, ly in spots:
             box = (cx + lx * px_per_pt, cy + ly * px_per_pt, cx + (lx + w) * px_per_pt, cy + (ly + h) * px_per_pt)
             inside = frame.x0 <= box[0] and box[2] <= frame.x1 and frame.y0 <= box[1] and box[3] <= frame.y1
             if inside and not overlaps(box):
                 choice = (lx, ly)
                 break
+            if inside and fallback is None:
+                fallback = (lx, ly)  # no free spot: at least stay inside the axes
+        choice = choice or fallback or spots[0]
         lx, ly = choice
         taken.append((cx + lx * px_per_pt, cy + ly * px_per_pt, cx + (lx + w) * px_per_pt, cy + (ly + h) * px_per_pt))
         far = spots.index(choice) >= 8  # moved away from its point: draw a leader line
@@ -1304,6 +1350,28 @@ def _place_labels(ax, xs, ys, texts, fontsize=7.5, color="#222222", style="norma
                     arrowprops=dict(arrowstyle="-", color="#999999", linewidth=0.6, shrinkA=0, shrinkB=r)
                     if far else None)
     return taken
+
+
+def _stack_labels(ax, x, ys, texts, fontsize=6.5):
+    """Labels right of points at (x, ys), stacked so that none overlaps (pushed up, then down from the
+    top edge), with a leader line when one had to move."""
+    fig = ax.figure
+    fig.draw_without_rendering()  # final layout
+    px, step = fig.dpi / 72, 1.3 * fontsize * fig.dpi / 72
+    order = sorted(range(len(ys)), key=lambda i: ys[i])
+    y0 = [ax.transData.transform((x, ys[i]))[1] for i in order]
+    at = list(y0)
+    for k in range(1, len(at)):
+        at[k] = max(at[k], at[k - 1] + step)
+    top = ax.get_window_extent().y1 - step / 2
+    for k in reversed(range(len(at))):
+        at[k] = min(at[k], top if k == len(at) - 1 else at[k + 1] - step)
+    for k, i in enumerate(order):
+        moved = abs(at[k] - y0[k]) > 1.5
+        ax.annotate(texts[i], (x, ys[i]), xytext=(9, (at[k] - y0[k]) / px), textcoords="offset points",
+                    fontsize=fontsize, color="#555555", style="italic", ha="left", va="center", zorder=7,
+                    in_layout=False, arrowprops=dict(arrowstyle="-", color="#999999", linewidth=0.6, shrinkA=0,
+                                                     shrinkB=4) if moved else None)
 
 
 def _log_if_wide(ax, values, axis="x"):
@@ -1326,14 +1394,20 @@ ENGINE_MARKERS = ["o", "s", "^", "v", "P", "X"]
 def plot_fig8(cells, paper, show_paper=True, fig8_precision="auto", energy_metric="energy_j",
               memory_metric="peak_rss_mb", **_):
     plt, sns = _pyplot()
-    data, meta = fig8_data(cells, fig8_precision, energy_metric, memory_metric)
-    prec, is_energy = meta["precision"], meta["is_energy"]
+    data, meta = fig8_data(cells, fig8_precision, energy_metric, memory_metric, paper if show_paper else None)
+    prec, is_energy, study = meta["precision"], meta["is_energy"], meta["study"]
     ok = data[data["gap"] == ""]
-    pts = paper_cost_points(paper, is_energy) if show_paper else paper_cost_points(empty_paper(), is_energy)
-    gaps = [f"{r.model} · {r.engine}: {r.gap}" for r in data[data["gap"] != ""].itertuples()]
+    pts, aside = study[study["x"].notna()], study[study["x"].isna()]  # aside: the study has no x for them
+    pairs = ran_pairs(cells)  # (model, engine) with no cell that ran: named once, by not_run_notes
+    gaps = [f"{r.model} · {r.engine}: {r.gap}" for r in data[data["gap"] != ""].itertuples()
+            if (r.model, r.engine) in pairs]
     notes = []
     if gaps:
         notes.append(_gap_notes(gaps, prefix=f"Not plotted ({prec}, clean; no measurement): "))
+    notes += not_run_notes(cells, study_models(paper, ["fig4", "fig8"]), markers=show_paper, by_engine=True)
+    if len(aside):
+        notes.append("Right-hand strip: the study's models with a WER but no run time in the study (it gives RTF "
+                     "for its Whisper models only), at their clean WER.")
     if not is_energy:
         notes.append(f"No energy measured in this run (energy backend: {_energy_backends(cells)}): the x axis is "
                      "transcription time instead of energy.")
@@ -1347,7 +1421,7 @@ def plot_fig8(cells, paper, show_paper=True, fig8_precision="auto", energy_metri
     handles = [Line2D([], [], marker=ENGINE_MARKERS[i % len(ENGINE_MARKERS)], color="#777777", linestyle="none",
                       markeredgecolor="black", markersize=8, label=f"this run, {e}")
                for i, e in enumerate(sorted(ok["engine"].unique()))]
-    if len(pts):
+    if len(study):
         handles.append(_paper_handle(" (fp16)", wrap=True))
     if len(ok) and ok["memory"].notna().any():
         mem = ok["memory"].astype(float)
@@ -1355,11 +1429,16 @@ def plot_fig8(cells, paper, show_paper=True, fig8_precision="auto", energy_metri
             handles.append(Line2D([], [], marker="o", linestyle="none", markerfacecolor="none",
                                   markeredgecolor="#555555", markersize=math.sqrt(40 + 360 * frac),
                                   label=f"{METRIC_LABELS[memory_metric].split(' (')[0]}\n{mem.max() * frac:,.0f} MB"))
-    fig, axes = new_figure(1, 1, 7.8, 5.4, _notes(cells, notes), extra_w=0.9, subtitle=True,
-                           legend_right_in=legend_width_in([h.get_label() for h in handles]))
+    strip_w = max([len(m) for m in aside["paper_model"]] + [14]) * 6.5 * 0.56 / 72 + 0.45 if len(aside) else 0.0
+    crowd = max(len(ok) + len(pts) - 12, 0)  # more room for many labelled points
+    main_w, main_h = min(7.8 + 0.15 * crowd, 11.0), min(5.4 + 0.06 * crowd, 7.0)
+    fig, axes = new_figure(1, 2 if len(aside) else 1, (main_w + strip_w) / (2 if len(aside) else 1), main_h,
+                           _notes(cells, notes), extra_w=0.9, subtitle=True,
+                           legend_right_in=legend_width_in([h.get_label() for h in handles]),
+                           **(dict(sharey=True, gridspec_kw={"width_ratios": [main_w, strip_w]}) if len(aside) else {}))
     ax = axes[0][0]
     all_x = list(ok["x"]) + list(pts["x"])
-    all_y = list(ok["wer_pct"]) + list(pts["wer_pct"])
+    all_y = list(ok["wer_pct"]) + list(pts["wer_pct"]) + list(aside["wer_pct"])
     taken = []
     if len(ok):
         mem = ok["memory"].astype(float)
@@ -1387,9 +1466,18 @@ def plot_fig8(cells, paper, show_paper=True, fig8_precision="auto", energy_metri
     ax.set_ylabel(METRIC_LABELS["wer_pct"])
     if not len(ok) and not len(pts):
         _empty_panel(ax, f"no clean {prec} cell with a measurement")
-    else:
-        ymax = max([v for v in all_y if _is_num(v)] + [1.0])
-        ax.set_ylim(0, ymax * 1.18)
+    if len(ok) or len(pts) or len(aside):
+        ys = [v for v in all_y if _is_num(v) and v > 0] or [1.0]
+        if _log_if_wide(ax, ys, "y"):  # WERs from 2 % to 40 %: a log axis keeps the low ones apart
+            ax.set_ylim(min(ys) / 1.3, max(ys) * 1.4)
+        else:
+            ax.set_ylim(0, max(ys) * 1.18)
+    if len(aside):
+        strip = axes[0][1]
+        strip.scatter([0.12] * len(aside), aside["wer_pct"], **PAPER_MARKER_SCATTER)
+        strip.set(xlim=(0, 1), xticks=[])
+        strip.grid(axis="x", visible=False)
+        strip.set_title("study: WER only,\nno run time", fontsize=7.5, color="#555555")
     radii = list(np.sqrt(sizes) / 2) if len(ok) else []
     obstacles = list(zip(ok["x"], ok["wer_pct"], radii)) + [(x, y, 4.0) for x, y in zip(pts["x"], pts["wer_pct"])]
     if len(ok):  # labels last: limits and layout are final
@@ -1397,6 +1485,8 @@ def plot_fig8(cells, paper, show_paper=True, fig8_precision="auto", energy_metri
     if len(pts):
         _place_labels(ax, pts["x"], pts["wer_pct"], list(pts["paper_model"]), fontsize=6.5, color="#555555",
                       style="italic", taken=taken, radii=[4.0] * len(pts), obstacles=[] if len(ok) else obstacles)
+    if len(aside):
+        _stack_labels(axes[0][1], 0.12, list(aside["wer_pct"]), list(aside["paper_model"]))
     _legend_right(fig, handles, labelspacing=1.4)
     what = "energy" if is_energy else "transcription time (no energy measured)"
     _title(fig, f"Fig. 8 (study) — WER vs {what}, {prec}, clean audio",

@@ -5,11 +5,11 @@ import datetime as dt
 import logging
 from pathlib import Path
 
-from .atomic import write_csv, write_json
-from .cell import CellSpec, load_inputs, run_cell
+from .atomic import write_csv, write_json, write_text
+from .cell import CellSpec, failed_row, load_inputs, run_cell
 from .config import stable_hash
 from .engines.base import EngineSettings
-from .models import dir_bytes
+from .models import dir_bytes, model_failure, row_provenance
 from .precision import Plan
 from .provenance import provenance
 
@@ -38,6 +38,13 @@ def run_infer_job(wildcards: dict, inputs: dict, outputs: dict, cell: dict, ener
                     condition=wildcards["condition"], family=cell["family"], batch_size=int(cell["batch_size"]),
                     repeats=int(cell["repeats"]), warmup_utterances=int(cell["warmup_utterances"]))
     data = load_inputs(inputs["noise"], inputs["manifest"])
+    started = dt.datetime.now(dt.timezone.utc)
+    failure = model_failure(inputs["model"])
+    if failure:  # the weights could not be had: a failed row, no engine, no power window
+        row, utts = failed_row(spec, plan, settings, data, f"ModelSourceError: {failure}")
+        for p in (outputs["power_log"], outputs["markers"]):
+            write_text(p, "")
+        return _finish(row, utts, wildcards, inputs, outputs, cell, energy, threads, started, settings)
     meter = make_meter(energy["backend"], log_path=Path(outputs["power_log"]), markers_path=Path(outputs["markers"]),
                        interval_ms=int(energy["interval_ms"]), idle_s=float(energy["idle_s"]),
                        use_sudo=bool(energy.get("sudo", False)))
@@ -45,10 +52,14 @@ def run_infer_job(wildcards: dict, inputs: dict, outputs: dict, cell: dict, ener
     def hook(event: str, name: str) -> None:
         (meter.begin_window if event == "begin" else meter.end_window)(name)
 
-    started = dt.datetime.now(dt.timezone.utc)
     with meter:
         row, utts = run_cell(spec, inputs["model"], plan, settings, data, window_hook=hook,
                              packed_path=inputs.get("packed"))
+    return _finish(row, utts, wildcards, inputs, outputs, cell, energy, threads, started, settings)
+
+
+def _finish(row, utts, wildcards, inputs, outputs, cell, energy, threads, started, settings) -> dict:
+    """Provenance, the on_failure policy, and the cell's files."""
     row.update({
         "energy_backend": energy["backend"],
         "disk_bytes": dir_bytes(inputs["packed"]) if inputs.get("packed") else dir_bytes(inputs["model"]),
@@ -57,6 +68,7 @@ def run_infer_job(wildcards: dict, inputs: dict, outputs: dict, cell: dict, ener
         "started_utc": started.isoformat(timespec="seconds"),
         "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **provenance(settings.device),
+        **row_provenance(inputs["model"]),
     })
     if inputs.get("packed_report"):
         import json

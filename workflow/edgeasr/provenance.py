@@ -68,6 +68,40 @@ def git_commit(repo: str | None = None) -> str:
     return "unknown"
 
 
+def jetson_state(release_file="/etc/nv_tegra_release", nvpmodel_status="/var/lib/nvpmodel/status",
+                 nvpmodel_conf="/etc/nvpmodel.conf") -> dict:
+    """The L4T release and the nvpmodel power mode of a Jetson (both readable without sudo); empty elsewhere.
+
+    ``/etc/nv_tegra_release`` starts ``# R36 (release), REVISION: 4.3, ...``; nvpmodel's status file holds
+    ``pmode:0001 fmode:...``: the mode id of ``/etc/nvpmodel.conf`` (its name is resolved from there)."""
+    out = {"l4t_release": "", "jetson_power_mode": ""}
+    try:
+        first = Path(release_file).read_text().splitlines()[0]
+        out["l4t_release"] = first.lstrip("# ").split(", GCID")[0].strip()
+    except (OSError, IndexError):
+        return out
+    try:
+        status = Path(nvpmodel_status).read_text()
+        mode = next((w.split(":", 1)[1] for w in status.split() if w.startswith("pmode:")), "")
+        name = _nvpmodel_name(int(mode), nvpmodel_conf) if mode.isdigit() else ""
+        out["jetson_power_mode"] = f"{int(mode)} ({name})" if name else mode
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def _nvpmodel_name(mode_id: int, conf="/etc/nvpmodel.conf") -> str:
+    import re
+
+    try:
+        for m in re.finditer(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=([^>\s]+)", Path(conf).read_text()):
+            if int(m.group(1)) == mode_id:
+                return m.group(2)
+    except OSError:
+        pass
+    return ""
+
+
 def versions() -> dict:
     return {f"{p.replace('-', '_')}_version": _version(p) for p in PACKAGES}
 
@@ -81,6 +115,7 @@ def provenance(device: str) -> dict:
         "cpu_model": cpu_model(),
         "gpu_model": gpu_model() if device != "cpu" else "",
         "git_commit": git_commit(),
+        **(jetson_state() if device == "jetson" else {}),
     }
 
 

@@ -1,9 +1,27 @@
 # Inference: one job per (model, engine, precision, condition) cell, pinned to the accelerator.
 from dataclasses import asdict
 
-from edgeasr.energy import resolve_backend
+from edgeasr.energy import EnergyError, resolve_backend
 
-ENERGY_BACKEND = resolve_backend(config["energy"]["backend"])
+
+def _planning_only():
+    """True for `snakemake -n` (a plan needs no power sensor: a Jetson study can be planned anywhere)."""
+    if workflow.dryrun:
+        return True
+    flags = [a for a in sys.argv[1:] if a.startswith("-") and not a.startswith("--")]
+    return "--dry-run" in sys.argv or "--dryrun" in sys.argv or any("n" in f[1:] for f in flags if len(f) <= 4)
+
+
+try:
+    ENERGY_BACKEND = resolve_backend(config["energy"]["backend"])
+except EnergyError as e:
+    if not _planning_only():
+        raise WorkflowError(f"energy.backend: {e} (set energy.backend: auto or none to run without it)") from None
+    ENERGY_BACKEND = config["energy"]["backend"]
+    print(f"edgeasr: warning (dry run): {e}; a real run here would stop", file=sys.stderr)
+print(f"edgeasr: device {DEVICE} (inference.device: {config['inference']['device']}), energy backend "
+      f"{ENERGY_BACKEND} (energy.backend: {config['energy']['backend']}), {len(RUN_CELLS)} cells to measure, "
+      f"{len(UNSUPPORTED_CELLS)} listed as unsupported", file=sys.stderr)
 CELL = "results/cells/{model}/{engine}/{precision}/{condition}"
 
 

@@ -21,6 +21,8 @@ rule fetch_model:
         directory("resources/models/{model}/source"),
     params:
         source=lambda wc: model_cfg(wc.model)["source"],
+        format=lambda wc: model_cfg(wc.model)["format"],
+        on_failure=config["inference"]["on_failure"],
     log:
         "results/logs/models/{model}/fetch.log",
     conda:

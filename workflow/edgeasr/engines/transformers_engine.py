@@ -17,6 +17,50 @@ def _dtype(name: str):
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name or "float32"]
 
 
+def ctc_decode(tokenizer, ids) -> str:
+    """Greedy CTC: merge repeated frames, drop blanks (the pad token), then the other special tokens.
+
+    The tokenizer's own ``decode(skip_special_tokens=True)`` drops the blank before merging, which
+    joins a letter doubled across a blank ("l <pad> l" -> "l"); without skipping, ``<s>`` / ``</s>``
+    / ``<unk>`` land in the text."""
+    blank = tokenizer.pad_token_id
+    out, prev = [], None
+    for t in (int(x) for x in ids):
+        if t != prev and t != blank:
+            out.append(t)
+        prev = t
+    return tokenizer.decode(out, skip_special_tokens=True, group_tokens=False).strip()
+
+
+#: Modules whose forward reads their Linear children's raw ``.weight`` / ``.bias`` tensors (WavLM's
+#: attention calls ``F.multi_head_attention_forward`` with them), which a dynamic-quantized Linear no
+#: longer has: their projections stay in float.
+FLOAT_LINEAR_PARENTS = ("WavLMAttention",)
+
+
+def dynamic_int8(model):
+    """torch's dynamic int8 quantization of every ``nn.Linear`` the model's code lets be quantized.
+
+    Returns (model, description); the description says how many Linear layers were quantized and
+    which were kept in float, and why."""
+    import torch
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+
+    kept = set()
+    for name, mod in model.named_modules():
+        if type(mod).__name__ in FLOAT_LINEAR_PARENTS:
+            kept |= {f"{name}.{c}" for c, sub in mod.named_children() if isinstance(sub, torch.nn.Linear)}
+    linear = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    spec = {n: default_dynamic_qconfig for n in linear if n not in kept}
+    model = quantize_dynamic(model, spec, dtype=torch.qint8)
+    desc = f"torch.ao.quantization.quantize_dynamic qint8 Linear (torch {torch.__version__}): {len(spec)} of " \
+           f"{len(linear)} Linear layers"
+    if kept:
+        parents = sorted({type(m).__name__ for m in model.modules() if type(m).__name__ in FLOAT_LINEAR_PARENTS})
+        desc += f"; {len(kept)} kept in float32 ({', '.join(parents)} reads their raw weights)"
+    return model, desc
+
+
 class TransformersEngine(Engine):
     name = "transformers"
 
@@ -53,10 +97,7 @@ class TransformersEngine(Engine):
         method = self.plan.method
         self.quantizer = "none"
         if method == "dynamic-int8":
-            from torch.ao.quantization import quantize_dynamic
-
-            model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-            self.quantizer = f"torch.ao.quantization.quantize_dynamic qint8 Linear (torch {torch.__version__})"
+            model, self.quantizer = dynamic_int8(model)
         model.to(self.device)
         if method == "torchao-int8":
             import torchao
@@ -79,6 +120,7 @@ class TransformersEngine(Engine):
     def _features(self, batch: list[np.ndarray]):
         fam = self.settings.family
         audio = [a.astype(np.float32) for a in batch]
+        self._batch_audio = audio
         if fam == "whisper":
             if self.settings.options.get("frontend") == "faster-whisper":
                 return {"input_features": self._fw_features(audio).to(self.device, self.dtype)}
@@ -108,9 +150,10 @@ class TransformersEngine(Engine):
         with torch.inference_mode():
             inputs = self._features(batch)
             if s.family == "ctc":
-                logits = self.model(**inputs).logits
-                ids = torch.argmax(logits, dim=-1)
-                return [t.strip() for t in self.processor.batch_decode(ids)]
+                out = self.model(**inputs)
+                ids = torch.argmax(out.logits, dim=-1).cpu().numpy()
+                lengths = self._ctc_lengths(inputs, ids.shape[1])
+                return [ctc_decode(self.processor.tokenizer, row[:n]) for row, n in zip(ids, lengths)]
             kwargs = dict(num_beams=s.beam_size, do_sample=False, max_new_tokens=s.max_new_tokens)
             if s.family == "whisper":
                 kwargs.update(return_timestamps=False)
@@ -118,6 +161,18 @@ class TransformersEngine(Engine):
                     kwargs.update(language=s.language, task="transcribe")
             ids = self.model.generate(**inputs, **kwargs)
             return [t.strip() for t in self.processor.batch_decode(ids, skip_special_tokens=True)]
+
+    def _ctc_lengths(self, inputs, frames: int) -> list[int]:
+        """Output frames that belong to each utterance of a padded batch (the rest decode padding)."""
+        mask = inputs.get("attention_mask")
+        if mask is None:
+            n = [len(a) for a in self._batch_audio]
+        else:
+            n = mask.sum(-1).tolist()
+        f = self.model._get_feat_extract_output_lengths
+        import torch
+
+        return [min(frames, int(f(torch.tensor(int(x))))) for x in n]
 
     def param_count(self) -> int | None:
         return int(self._n_params)
