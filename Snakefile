@@ -2,12 +2,22 @@
 # memory and energy. Reproduces and extends arXiv 2405.01004. See README.md.
 import os
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
+
+from edgeasr.config import ConfigError, load_config_file
 
 min_version("9.0")
 
 
-configfile: os.path.join(workflow.basedir, "config", "config.yaml")  # also under --directory
+DEFAULT_CONFIG = os.path.join(workflow.basedir, "config", "config.yaml")  # found also under --directory
+try:  # an empty file or a YAML error in the default config: the message names the file and the line
+    load_config_file(DEFAULT_CONFIG)
+except ConfigError as e:
+    raise WorkflowError(str(e)) from None
+
+
+configfile: DEFAULT_CONFIG
 
 
 include: "workflow/rules/common.smk"

@@ -72,7 +72,7 @@ def test_bad_config_stops_before_any_job(tmp_path):
 
 def test_offline_error_names_url_and_fix(tmp_path):
     cfg = mirror_config()
-    cfg["dataset"]["sources"] = [{"url": "http://127.0.0.1:9/dev-clean-2.tar.gz", "checksum": None}]
+    cfg["dataset"]["sources"] = [{"url": "http://127.0.0.1:9/dev-clean-2.tar.gz", "checksum": "none"}]
     p = run_snakemake(tmp_path, cfg, "--cores", "1", "resources/dataset/manifest.csv", check=False)
     log = (tmp_path / "results/logs/dataset/download.log").read_text()
     assert p.returncode != 0

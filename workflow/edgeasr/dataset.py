@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import soundfile as sf
 
-from .atomic import write_csv
+from .atomic import workdir_path, write_csv
 from .audio import TARGET_SR, AudioError, read_audio, to_mono_16k, write_audio
 
 log = logging.getLogger(__name__)
@@ -117,8 +117,8 @@ def build_manifest(root: str | os.PathLike, selection: Selection, *, on_error: s
                 continue
             rows.append({
                 "utt_id": utt, "speaker": speaker, "chapter": chapter,
-                "audio_path": str(Path(out_path).resolve()), "duration_s": round(duration, 6),
-                "sample_rate": TARGET_SR, "source_path": str(Path(path).resolve()),
+                "audio_path": workdir_path(out_path), "duration_s": round(duration, 6),
+                "sample_rate": TARGET_SR, "source_path": workdir_path(path),
                 "source_sample_rate": src_sr, "source_channels": src_ch, "resampled": resampled,
                 "n_words": len(refs[utt].split()), "reference": refs[utt],
             })

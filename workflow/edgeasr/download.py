@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 SUPPORTED_ALGOS = ("md5", "sha256", "sha1", "sha512")
+NO_CHECKSUM = "none"  # the explicit opt-out of verification (config: checksum: none), logged loudly
+#: Limits on what one archive may unpack to (decompression bombs); dataset.max_extract_* in the config.
+MAX_EXTRACT_BYTES = 64 << 30
+MAX_EXTRACT_MEMBERS = 1_000_000
 
 
 class DownloadError(RuntimeError):
@@ -111,13 +115,19 @@ def download(url: str, dest: str | os.PathLike, checksum: str | None, *, timeout
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    expected = Checksum.parse(checksum) if checksum else None
-    part = dest.with_name(dest.name + ".part")
     stream = progress_stream
     if stream is None:
         import sys
 
         stream = sys.stderr
+    if not checksum or str(checksum).strip().lower() == NO_CHECKSUM:
+        expected = None
+        stream.write(f"WARNING: {url} is NOT VERIFIED (checksum: {checksum!r}); anything served there is used. "
+                     "Give dataset.sources[].checksum as 'sha256:<hex>' to verify it.\n")
+        log.warning("download of %s is not verified (checksum %r)", url, checksum)
+    else:
+        expected = Checksum.parse(checksum)
+    part = dest.with_name(dest.name + ".part")
     url = normalise_url(url)
     try:
         try:
@@ -182,15 +192,43 @@ def _is_within(base: Path, target: Path) -> bool:
         return False
 
 
-def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[str]:
+def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *, max_bytes: int = MAX_EXTRACT_BYTES,
+                 max_members: int = MAX_EXTRACT_MEMBERS) -> list[str]:
     """Extract a .tar(.gz/.bz2/.xz) or .zip archive into ``dest`` refusing anything that would escape it.
 
     Absolute paths, ``..`` components, links pointing outside ``dest``, device files and FIFOs
-    are refused with an error naming the member; nothing is extracted in that case
-    (the whole archive is checked before the first file is written).
+    are refused with an error naming the member, and so is an archive that would unpack to more than
+    ``max_bytes`` or ``max_members`` (a decompression bomb); nothing is extracted in that case (the
+    whole archive is checked before the first file is written). A damaged or truncated archive is an
+    error naming it.
     """
+    import zlib
+
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    damaged = (EOFError, tarfile.TarError, zipfile.BadZipFile, zlib.error, OSError)
+    try:
+        return _safe_extract(archive, dest, max_bytes, max_members)
+    except DownloadError:
+        raise
+    except damaged as e:
+        raise DownloadError(
+            f"archive {archive} is damaged or truncated ({type(e).__name__}: {e or 'unexpected end of data'}); "
+            "delete it and download it again (snakemake --forcerun download_dataset), or check the mirror it "
+            "came from") from e
+
+
+def _check_totals(archive: Path, sizes: list[int], max_bytes: int, max_members: int) -> None:
+    if len(sizes) > max_members:
+        raise DownloadError(f"archive {archive} holds {len(sizes)} members, more than the limit {max_members} "
+                            "(dataset.max_extract_members); refusing to extract")
+    total = sum(sizes)
+    if total > max_bytes:
+        raise DownloadError(f"archive {archive} would unpack to {total / 1e9:.2f} GB, more than the limit "
+                            f"{max_bytes / 1e9:.2f} GB (dataset.max_extract_bytes); refusing to extract")
+
+
+def _safe_extract(archive: Path, dest: Path, max_bytes: int, max_members: int) -> list[str]:
     names: list[str] = []
 
     def check_name(name: str) -> None:
@@ -203,7 +241,9 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[st
 
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
+            infos = zf.infolist()
+            _check_totals(archive, [i.file_size for i in infos], max_bytes, max_members)
+            for info in infos:
                 check_name(info.filename)
                 mode = (info.external_attr >> 16) & 0o170000
                 if mode == 0o120000:
@@ -217,6 +257,7 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[st
         raise DownloadError(f"{archive} is not a readable tar or zip archive: {e}") from e
     with tf:
         members = tf.getmembers()
+        _check_totals(archive, [m.size for m in members], max_bytes, max_members)
         for m in members:
             check_name(m.name)
             if m.issym() or m.islnk():

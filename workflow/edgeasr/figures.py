@@ -26,7 +26,6 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 import textwrap
 import warnings
 from dataclasses import dataclass
@@ -1101,42 +1100,29 @@ def _notes(cells, extra: list[str] | None = None) -> list[str]:
 
 
 def save_figure(fig, outs: list, dpi: int = 150) -> None:
-    """Write ``fig`` to every path of ``outs`` (format from the suffix), each via a temp file + rename."""
+    """Write ``fig`` to every path of ``outs`` (format from the suffix), each atomically (edgeasr.atomic)."""
     import matplotlib.pyplot as plt
+
+    from .atomic import atomic_path
+
     fit_texts(fig)
     for out in outs:
         out = Path(out)
         fmt = out.suffix.lstrip(".").lower()
         if fmt not in FORMATS:
             raise ValueError(f"{out}: unsupported figure format {fmt!r} (expected one of {FORMATS})")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
-        os.close(fd)
-        try:
-            meta = {"Date": None} if fmt in ("svg", "pdf") else {"Software": None}
-            if fmt == "pdf":
-                meta = {"CreationDate": None}
+        meta = {"Date": None} if fmt in ("svg", "pdf") else {"Software": None}
+        if fmt == "pdf":
+            meta = {"CreationDate": None}
+        with atomic_path(out) as tmp:
             fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta)
-            os.replace(tmp, out)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
     plt.close(fig)
 
 
 def write_text_atomic(path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from .atomic import write_text
+
+    write_text(path, text)
 
 
 def write_csv_atomic(df: pd.DataFrame, path) -> None:

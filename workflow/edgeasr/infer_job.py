@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from pathlib import Path
 
-from .atomic import write_csv, write_json, write_text
+from .atomic import exclusive, write_csv, write_json, write_text
 from .cell import CellSpec, failed_row, load_inputs, run_cell
 from .config import stable_hash
 from .engines.base import EngineSettings
@@ -21,6 +22,24 @@ class CellFailed(RuntimeError):
 
 
 def run_infer_job(wildcards: dict, inputs: dict, outputs: dict, cell: dict, energy: dict, threads: int) -> dict:
+    """One attempt at one cell. It holds the cell's lock (a second attempt, e.g. a rerun while a job
+    orphaned by a killed Snakemake still runs, stops at once naming the holder) and writes its power
+    log and markers under names of its own, moved into place at the end."""
+    cell_dir = Path(outputs["cell"]).parent
+    with exclusive(cell_dir / ".infer.lock", f"cell {cell_dir}"):
+        own = {k: Path(outputs[k]).with_name(f".{Path(outputs[k]).name}.attempt-{os.getpid()}")
+               for k in ("power_log", "markers")}
+        try:
+            row = _run(wildcards, inputs, {**outputs, **{k: str(v) for k, v in own.items()}}, cell, energy, threads)
+            for k, tmp in own.items():
+                os.replace(tmp, outputs[k])
+            return row
+        finally:
+            for tmp in own.values():
+                tmp.unlink(missing_ok=True)
+
+
+def _run(wildcards: dict, inputs: dict, outputs: dict, cell: dict, energy: dict, threads: int) -> dict:
     from .energy import make_meter
 
     plan = Plan(**cell["plan"])

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .atomic import workdir_path
 from .audio import FORMATS, TARGET_SR, extension, quantize, read_audio, snr_db, write_audio
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ def run_condition(manifest: pd.DataFrame, cond: Condition, out_dir: str | Path, 
             "utt_id": r.utt_id, "condition": cond.name, "noise_kind": cond.kind, "target_snr_db": cond.snr_db,
             "measured_snr_db": stats["measured_snr_db"], "noise_amplitude": cond.amplitude, "seed": s,
             "clipped_samples": stats["clipped_samples"], "n_samples": len(noisy),
-            "audio_path": str((Path(record_dir or out_dir) / path.name).resolve()),
+            "audio_path": workdir_path(Path(record_dir or out_dir) / path.name),
             "format": FORMATS[fmt][0], "subtype": FORMATS[fmt][1], "generator": _generator_name(cond),
         })
     return pd.DataFrame(rows, columns=NOISE_TABLE_COLUMNS)

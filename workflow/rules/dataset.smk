@@ -20,6 +20,9 @@ rule extract_dataset:
         rules.download_dataset.output,
     output:
         directory("resources/dataset/extracted"),
+    params:
+        max_bytes=config["dataset"]["max_extract_bytes"],
+        max_members=config["dataset"]["max_extract_members"],
     log:
         "results/logs/dataset/extract.log",
     conda:

@@ -5,6 +5,7 @@ from edgeasr.atomic import atomic_dir  # noqa: E402
 from edgeasr.download import safe_extract  # noqa: E402
 from edgeasr.smk import job_log  # noqa: E402
 
-with job_log(snakemake.log[0]) as log, atomic_dir(snakemake.output[0]) as tmp:  # noqa: F821
-    names = safe_extract(snakemake.input[0], tmp)  # noqa: F821
+sm = snakemake  # noqa: F821
+with job_log(sm.log[0]) as log, atomic_dir(sm.output[0]) as tmp:
+    names = safe_extract(sm.input[0], tmp, max_bytes=int(sm.params.max_bytes), max_members=int(sm.params.max_members))
     log.write(f"extracted {len(names)} members\n")
