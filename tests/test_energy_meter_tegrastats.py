@@ -171,7 +171,7 @@ def test_failing_logger_is_a_clear_error_and_leaves_nothing(fake_env, monkeypatc
     assert log.exists()
     assert wait_no_procs(log, timeout=2.0) == []
     with pytest.raises(EnergyError, match="not found"):
-        with make_meter("tegrastats", log, fake_env / "m2.jsonl", tegrastats_cmd="no-such-tegrastats"):
+        with make_meter("tegrastats", log, fake_env / "m2.jsonl", tegrastats_path="no-such-tegrastats"):
             pass
 
 

@@ -244,3 +244,41 @@ def test_an_attempt_writes_its_own_power_files(tmp_path, monkeypatch, librispeec
     assert events.count("window_begin") == events.count("window_end") == events.count("meter_start") == 1
     assert not list(cell.glob(".*attempt-*")), "the attempt's own files were moved into place"
     assert pd.read_csv(cell / "transcripts.csv").shape[0] == 2
+
+
+# --- energy rails: a misspelt rail is refused before any job -------------------------------------
+
+FAKE_TEGRASTATS = ROOT / "tests" / "tools" / "fake_tegrastats"
+
+
+def test_available_rails_reads_the_sensor_once():
+    from edgeasr.energy import available_rails
+
+    t0 = time.monotonic()
+    rails = available_rails("tegrastats", tegrastats_path=str(FAKE_TEGRASTATS))
+    assert {"VDD_IN", "VDD_CPU_GPU_CV", "VDD_SOC"} <= set(rails)
+    assert time.monotonic() - t0 < 10
+    assert not subprocess.run(["pgrep", "-f", str(FAKE_TEGRASTATS)], capture_output=True).stdout.strip()
+
+
+def test_an_unknown_rail_stops_the_run_before_any_job(tmp_path):
+    from conftest import mirror_config, run_snakemake
+
+    cfg = mirror_config(max_utterances=1)
+    cfg["energy"] = {"backend": "tegrastats", "rails": ["VDD_INN"], "tegrastats_path": str(FAKE_TEGRASTATS)}
+    cfg["inference"] = {"device": "cpu"}
+    p = run_snakemake(tmp_path, cfg, "--cores", "1", "resources/dataset/manifest.csv", check=False)
+    out = p.stdout + p.stderr
+    assert p.returncode != 0 and "energy.rails: ['VDD_INN'] not among the rails" in out and "VDD_IN" in out
+    assert not (tmp_path / "resources").exists()
+    cfg["energy"]["rails"] = ["VDD_IN"]
+    p = run_snakemake(tmp_path, cfg, "-n", "--cores", "1", "resources/dataset/manifest.csv")
+
+
+def test_sudo_with_a_relative_tegrastats_path_is_refused_before_any_job(tmp_path):
+    from conftest import mirror_config, run_snakemake
+
+    cfg = mirror_config(max_utterances=1)
+    cfg["energy"] = {"backend": "tegrastats", "tegrastats_sudo": True, "tegrastats_path": "tegrastats"}
+    p = run_snakemake(tmp_path, cfg, "--cores", "1", "resources/dataset/manifest.csv", check=False)
+    assert p.returncode != 0 and "only an absolute path" in p.stdout + p.stderr

@@ -82,12 +82,16 @@ def test_killing_the_run_mid_cell_leaves_no_logger(tmp_path, fake_path):
     cmd = snakemake_cmd(tmp_path, cfg, "--cores", "1", "results/tables/cells.csv")
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=fake_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    log = tmp_path / "results/cells/whisper-tiny.en/faster-whisper/int8/clean/power.log"
+    cell = tmp_path / "results/cells/whisper-tiny.en/faster-whisper/int8/clean"
+
+    def attempt_log():  # the running attempt writes its own log, moved onto power.log at the end
+        return next(iter(cell.glob(".power.log.attempt-*")), None) if cell.exists() else None
+
     try:
         deadline = time.time() + 300
-        while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) > 15):
+        while time.time() < deadline and not ((log := attempt_log()) and len(log.read_text().splitlines()) > 15):
             time.sleep(0.5)
-        assert log.exists(), "the cell never started logging"
+        assert attempt_log() is not None, "the cell never started logging"
         assert loggers(tmp_path), "the emulated logger should be running mid-cell"
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
@@ -98,4 +102,5 @@ def test_killing_the_run_mid_cell_leaves_no_logger(tmp_path, fake_path):
     while loggers(tmp_path) and time.time() < deadline:
         time.sleep(0.5)
     assert loggers(tmp_path) == []
-    assert not (tmp_path / "results/cells/whisper-tiny.en/faster-whisper/int8/clean/cell.json").exists()
+    assert not (cell / "cell.json").exists() and not (cell / "power.log").exists()
+    assert attempt_log() is None, "the killed attempt's own log is removed"

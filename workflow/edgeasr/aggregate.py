@@ -17,9 +17,11 @@ CELL_COLUMNS = [
     "insertions",
     "energy_backend", "energy_rail", "energy_j", "mean_power_w", "idle_power_w", "energy_above_idle_j",
     "energy_j_per_audio_s", "energy_j_per_utterance", "paper_style_energy_j", "window_s", "energy_samples",
+    "energy_counter_resets", "energy_clock_step_s",
     "backend", "edgeasr_version", "python_version", "torch_version", "transformers_version", "ctranslate2_version",
     "faster_whisper_version", "torchao_version", "host", "os", "cpu_model", "gpu_model", "git_commit",
     "model_source", "model_revision", "model_files_sha256", "model_conversion", "l4t_release", "jetson_power_mode",
+    "slurm_job_id", "slurm_node",
     "cell_config_hash", "config_hash", "started_utc", "finished_utc",
 ]
 UTT_COLUMNS = [*KEYS, "utt_id", "audio_s", "seconds", "reference", "hypothesis", "ref_norm", "hyp_norm", "ref_words",

@@ -66,7 +66,7 @@ def _run(wildcards: dict, inputs: dict, outputs: dict, cell: dict, energy: dict,
         return _finish(row, utts, wildcards, inputs, outputs, cell, energy, threads, started, settings)
     meter = make_meter(energy["backend"], log_path=Path(outputs["power_log"]), markers_path=Path(outputs["markers"]),
                        interval_ms=int(energy["interval_ms"]), idle_s=float(energy["idle_s"]),
-                       use_sudo=bool(energy.get("sudo", False)))
+                       use_sudo=bool(energy.get("sudo", False)), tegrastats_path=energy.get("tegrastats_path"))
 
     def hook(event: str, name: str) -> None:
         (meter.begin_window if event == "begin" else meter.end_window)(name)

@@ -116,7 +116,15 @@ def provenance(device: str) -> dict:
         "gpu_model": gpu_model() if device != "cpu" else "",
         "git_commit": git_commit(),
         **(jetson_state() if device == "jetson" else {}),
+        **slurm_state(),
     }
+
+
+def slurm_state(env=None) -> dict:
+    """The Slurm job and node a job ran as, where it ran under Slurm (else empty strings)."""
+    env = os.environ if env is None else env
+    return {"slurm_job_id": env.get("SLURM_JOB_ID", ""),
+            "slurm_node": env.get("SLURMD_NODENAME") or env.get("SLURM_JOB_NODELIST", "")}
 
 
 def nvml_process_memory(pid: int | None = None) -> int | None:

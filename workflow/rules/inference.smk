@@ -1,7 +1,7 @@
 # Inference: one job per (model, engine, precision, condition) cell, pinned to the accelerator.
 from dataclasses import asdict
 
-from edgeasr.energy import EnergyError, resolve_backend
+from edgeasr.energy import EnergyError, available_rails, resolve_backend
 
 
 def _planning_only():
@@ -12,12 +12,22 @@ def _planning_only():
     return "--dry-run" in sys.argv or "--dryrun" in sys.argv or any("n" in f[1:] for f in flags if len(f) <= 4)
 
 
+ENERGY = config["energy"]
+TEGRASTATS = {"tegrastats_path": ENERGY["tegrastats_path"], "use_sudo": ENERGY["tegrastats_sudo"]}
 try:
-    ENERGY_BACKEND = resolve_backend(config["energy"]["backend"])
+    ENERGY_BACKEND = resolve_backend(ENERGY["backend"], **TEGRASTATS)
+    if ENERGY["rails"] and ENERGY_BACKEND != "none" and RUN_CELLS and not _planning_only():
+        # a misspelt rail is found now, not after every cell has run: read the sensor's rails once
+        present = available_rails(ENERGY_BACKEND, **TEGRASTATS)
+        missing = [r for rail in ENERGY["rails"] for r in rail.split("+") if r.upper() not in present]
+        if missing:
+            raise EnergyError(f"energy.rails: {missing} not among the rails this machine's {ENERGY_BACKEND} "
+                              f"reports: {present}")
 except EnergyError as e:
     if not _planning_only():
-        raise WorkflowError(f"energy.backend: {e} (set energy.backend: auto or none to run without it)") from None
-    ENERGY_BACKEND = config["energy"]["backend"]
+        msg = str(e) if str(e).startswith("energy.") else f"energy.backend: {e}"
+        raise WorkflowError(f"{msg} (set energy.backend: auto or none to run without it)") from None
+    ENERGY_BACKEND = ENERGY["backend"]
     print(f"edgeasr: warning (dry run): {e}; a real run here would stop", file=sys.stderr)
 print(f"edgeasr: device {DEVICE} (inference.device: {config['inference']['device']}), energy backend "
       f"{ENERGY_BACKEND} (energy.backend: {config['energy']['backend']}), {len(RUN_CELLS)} cells to measure, "
@@ -76,6 +86,7 @@ rule infer:
             "interval_ms": config["energy"]["interval_ms"],
             "idle_s": config["energy"]["idle_s"],
             "sudo": config["energy"]["tegrastats_sudo"],
+            "tegrastats_path": config["energy"]["tegrastats_path"],
         },
     threads: config["inference"]["threads"]
     resources:

@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import EnergyError
 
-__all__ = ["integrate", "counter_delta", "unwrap_counter", "samples_in"]
+__all__ = ["integrate", "counter_delta", "unwrap_counter", "stitch_restarts", "samples_in"]
 
 
 def _clean(t_s, y) -> tuple[np.ndarray, np.ndarray]:
@@ -71,14 +71,21 @@ def integrate(t_s, power_w, t0: float, t1: float, *, extrapolate: bool = False) 
 def counter_delta(t_s, cumulative_j, t0: float, t1: float, *, extrapolate: bool = False) -> float:
     """Energy (J) between t0 and t1 from a cumulative energy counter (J at timestamps s).
 
-    The counter is interpolated linearly at both edges (already unwrapped: see
-    ``unwrap_counter``). With ``extrapolate`` the counter is extended at the mean
-    rate of its first/last interval.
+    The counter is interpolated linearly at both edges. It must never decrease: unwrap a
+    wrapping counter first (``unwrap_counter``) and join a restarted one
+    (``stitch_restarts``); a decrease raises EnergyError. With ``extrapolate`` the
+    counter is extended at the mean rate of its first/last interval.
     """
     t0, t1 = float(t0), float(t1)
     if t1 < t0:
         raise EnergyError(f"window ends before it begins: [{t0}, {t1}]")
     t, e = _clean(t_s, cumulative_j)
+    down = np.flatnonzero(np.diff(e) < 0)
+    if down.size:
+        i = int(down[0])
+        raise EnergyError(f"energy counter decreases at sample {i + 1} ({e[i]!r} -> {e[i + 1]!r} "
+                          f"at t={t[i + 1]!r}): it restarted or wrapped; join it with "
+                          f"stitch_restarts or unwrap_counter first")
     if t0 >= t[0] and t1 <= t[-1]:
         return float(np.interp(t1, t, e) - np.interp(t0, t, e))
     if not extrapolate or t.size < 2:
@@ -109,6 +116,46 @@ def unwrap_counter(raw, max_range) -> np.ndarray:
     elif np.any(d < 0):
         raise EnergyError("counter decreased but its wrap-around range is unknown")
     return np.concatenate([[0.0], np.cumsum(d)])
+
+
+def stitch_restarts(t_s, raw) -> tuple[np.ndarray, list[tuple[int, float]]]:
+    """Join a cumulative counter that restarts (NVML's total energy counts "since the
+    driver was last reloaded": a driver reload or GPU reset sends it back to ~0).
+
+    Returns (energy since the first sample, [(k, gap_energy), ...]) where each restart
+    happened between samples k-1 and k (the counter went down there). Before a restart
+    the increase is the counter's own; after it, the increase counts from the counter's
+    new value at sample k. What happened between samples k-1 and k is not in the
+    counter (the reload instant is unknown, and its value need not start from exactly 0),
+    so that gap is *estimated* as its length times the mean power of the neighbouring
+    intervals (k-2..k-1 and k..k+1, whichever exist), the piecewise-linear assumption
+    made everywhere else; raises EnergyError when no neighbouring interval exists.
+    Timestamps must be finite and sorted (as ``_clean`` leaves them).
+    """
+    t = np.asarray(t_s, dtype=float).ravel()
+    v = np.asarray(raw, dtype=float).ravel()
+    if t.size != v.size:
+        raise EnergyError(f"timestamps ({t.size}) and values ({v.size}) differ in length")
+    if v.size == 0:
+        return v.copy(), []
+    d = np.diff(v)
+    dt = np.diff(t)
+    restarts = [int(i) + 1 for i in np.flatnonzero(d < 0)]
+
+    def rate(j):  # mean power over interval j (samples j..j+1); None if unusable
+        if 0 <= j < d.size and (j + 1) not in restarts and dt[j] > 0:
+            return d[j] / dt[j]
+        return None
+
+    out = []
+    for k in restarts:
+        near = [r for r in (rate(k - 2), rate(k)) if r is not None]
+        if not near:
+            raise EnergyError(f"energy counter restarted at sample {k} with no neighbouring "
+                              f"interval to estimate the gap from")
+        d[k - 1] = float(np.mean(near)) * dt[k - 1]
+        out.append((k, float(d[k - 1])))
+    return np.concatenate([[0.0], np.cumsum(d)]), out
 
 
 def samples_in(t_s, t0: float, t1: float) -> int:

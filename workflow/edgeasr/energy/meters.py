@@ -37,13 +37,16 @@ from . import _watchdog
 from .errors import EnergyError, EnergyWarning
 from .markers import write_marker
 from .rawlog import CsvLogWriter
+from .tegrastats import parse_tegrastats_line
 from .sensors import (INA3221_ROOT, POWERCAP_ROOT, Ina3221Rails, NvmlDevice, RaplZones,
                       ina3221_available, nvml_available, rapl_available)
 
 __all__ = ["BACKENDS", "Meter", "NoneMeter", "TegrastatsMeter", "NvmlMeter", "RaplMeter",
-           "Ina3221Meter", "make_meter", "resolve_backend", "describe_backends"]
+           "Ina3221Meter", "make_meter", "resolve_backend", "describe_backends",
+           "find_tegrastats", "TEGRASTATS_PATH"]
 
 BACKENDS = ("tegrastats", "nvml", "rapl", "ina3221", "none")
+TEGRASTATS_PATH = "/usr/bin/tegrastats"  # where JetPack installs it
 _SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGTERM", "SIGINT", "SIGHUP"))
                  if s is not None)
 
@@ -269,6 +272,35 @@ class NoneMeter(Meter):
 
 # ====================================================================== tegrastats
 
+def find_tegrastats(path=None, use_sudo: bool = False) -> str:
+    """The absolute path of the tegrastats to run; raises EnergyError when there is none.
+
+    ``path``: an absolute path, or (without sudo only) a command name looked up on PATH.
+    None: TEGRASTATS_PATH (/usr/bin/tegrastats) with sudo, ``tegrastats`` on PATH without.
+    With sudo a relative path is refused and PATH is never searched: whoever can write to
+    a directory on PATH would otherwise choose what runs as root.
+    """
+    _refuse_relative_with_sudo(path, use_sudo)
+    if path is None:
+        path = TEGRASTATS_PATH if use_sudo else "tegrastats"
+    path = os.fspath(path)
+    if os.path.isabs(path):
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return os.path.normpath(path)
+        raise EnergyError(f"tegrastats: {path!r} not found (no executable file there)")
+    found = shutil.which(path)
+    if found is None:
+        raise EnergyError(f"tegrastats: {path!r} not found: not on PATH "
+                          f"({os.environ.get('PATH', '')})")
+    return os.path.abspath(found)
+
+
+def _refuse_relative_with_sudo(path, use_sudo: bool) -> None:
+    if use_sudo and path is not None and not os.path.isabs(os.fspath(path)):
+        raise EnergyError(f"tegrastats_path {os.fspath(path)!r}: with sudo only an absolute path "
+                          f"is accepted (e.g. {TEGRASTATS_PATH}); it is never looked up on PATH")
+
+
 class TegrastatsMeter(Meter):
     """Runs ``tegrastats --interval MS --logfile FILE`` around the measurement.
 
@@ -278,15 +310,18 @@ class TegrastatsMeter(Meter):
     (found again, in case tegrastats daemonised), runs ``tegrastats --stop`` (always with
     sudo, where the user cannot signal root's process; otherwise when something
     survived), then SIGKILL, and finally checks that no such process remains.
+    ``tegrastats_path``: see find_tegrastats (with sudo: an absolute path, default
+    /usr/bin/tegrastats; without: also a name on PATH, default ``tegrastats``).
     """
 
     backend = "tegrastats"
 
-    def __init__(self, *a, tegrastats_cmd: str = "tegrastats", use_sudo: bool = False,
+    def __init__(self, *a, tegrastats_path=None, use_sudo: bool = False,
                  stop_grace_s: float = 2.0, **kw):
         super().__init__(*a, **kw)
-        self.tegrastats_cmd = tegrastats_cmd
         self.use_sudo = bool(use_sudo)
+        _refuse_relative_with_sudo(tegrastats_path, self.use_sudo)  # now, not once the job runs
+        self.tegrastats_path = tegrastats_path
         self.stop_grace_s = float(stop_grace_s)
         self._proc = None
         self._wd = None
@@ -294,17 +329,13 @@ class TegrastatsMeter(Meter):
         self._exe = None
 
     def _meta(self):
-        return {"tegrastats_cmd": self.tegrastats_cmd, "use_sudo": self.use_sudo}
+        return {"tegrastats_path": self.tegrastats_path, "use_sudo": self.use_sudo}
 
     def _cmd(self, *args) -> list[str]:
         return (["sudo", "-n"] if self.use_sudo else []) + [self._exe] + list(args)
 
     def _start(self) -> None:
-        exe = self.tegrastats_cmd
-        found = shutil.which(exe)
-        if found is None:
-            raise EnergyError(f"tegrastats: {exe!r} not found (PATH={os.environ.get('PATH', '')})")
-        self._exe = os.path.abspath(found)
+        self._exe = find_tegrastats(self.tegrastats_path, self.use_sudo)
         # tegrastats appends to its log file: start from an empty one
         self.log_path.write_text("")
         log = str(self.log_path)
@@ -580,12 +611,12 @@ class Ina3221Meter(_ThreadMeter):
 
 # ====================================================================== selection
 
-def describe_backends(*, tegrastats_cmd: str = "tegrastats", device_index: int = 0,
+def describe_backends(*, tegrastats_path=None, use_sudo: bool = False, device_index: int = 0,
                       powercap_root=POWERCAP_ROOT, ina3221_root=INA3221_ROOT) -> dict:
-    """{backend: (available, reason)} for this machine."""
-    t = shutil.which(tegrastats_cmd)
+    """{backend: (available, reason)} for this machine. ``tegrastats_path`` and
+    ``use_sudo``: as for the meter (see find_tegrastats)."""
     return {
-        "tegrastats": (t is not None, "" if t else f"{tegrastats_cmd!r} not on PATH"),
+        "tegrastats": _tegrastats_available(tegrastats_path, use_sudo),
         "ina3221": ina3221_available(ina3221_root),
         "nvml": nvml_available(device_index),
         "rapl": rapl_available(powercap_root),
@@ -593,20 +624,31 @@ def describe_backends(*, tegrastats_cmd: str = "tegrastats", device_index: int =
     }
 
 
-def resolve_backend(name: str = "auto", *, tegrastats_cmd: str = "tegrastats",
+def _tegrastats_available(path, use_sudo: bool) -> tuple[bool, str]:
+    _refuse_relative_with_sudo(path, use_sudo)  # a misconfiguration, not "unavailable"
+    try:
+        find_tegrastats(path, use_sudo)
+    except EnergyError as e:
+        return False, str(e)
+    return True, ""
+
+
+def resolve_backend(name: str = "auto", *, tegrastats_path=None, use_sudo: bool = False,
                     device_index: int = 0, powercap_root=POWERCAP_ROOT,
                     ina3221_root=INA3221_ROOT, check: bool = True) -> str:
     """The backend to use. ``auto``: the first this machine has of tegrastats (Jetson),
     nvml (NVIDIA GPU), rapl (readable x86 counters), else ``none``. An explicit name is
     checked (``check``) and raises EnergyError with the reason when unavailable.
-    ``ina3221`` is never chosen by ``auto`` (name it explicitly)."""
+    ``ina3221`` is never chosen by ``auto`` (name it explicitly). ``tegrastats_path`` and
+    ``use_sudo``: where tegrastats is looked for, as the meter will run it (see
+    find_tegrastats); a relative path with sudo raises EnergyError."""
     n = (name or "auto").strip().lower()
     if n not in BACKENDS + ("auto",):
         raise EnergyError(f"unknown energy backend {name!r}; choose one of auto, "
                           f"{', '.join(BACKENDS)}")
     if n == "none":
         return "none"
-    kw = dict(tegrastats_cmd=tegrastats_cmd, device_index=device_index,
+    kw = dict(tegrastats_path=tegrastats_path, use_sudo=use_sudo, device_index=device_index,
               powercap_root=powercap_root, ina3221_root=ina3221_root)
     if n == "auto":
         avail = describe_backends(**kw)
@@ -616,8 +658,7 @@ def resolve_backend(name: str = "auto", *, tegrastats_cmd: str = "tegrastats",
         return "none"
     if check:
         ok, why = {
-            "tegrastats": lambda: (shutil.which(tegrastats_cmd) is not None,
-                                   f"{tegrastats_cmd!r} not on PATH"),
+            "tegrastats": lambda: _tegrastats_available(tegrastats_path, use_sudo),
             "nvml": lambda: nvml_available(device_index),
             "rapl": lambda: rapl_available(powercap_root),
             "ina3221": lambda: ina3221_available(ina3221_root),
@@ -629,19 +670,22 @@ def resolve_backend(name: str = "auto", *, tegrastats_cmd: str = "tegrastats",
 
 def make_meter(backend: str, log_path, markers_path, interval_ms: float = 100,
                idle_s: float = 2.0, device_index: int = 0, *,
-               tegrastats_cmd: str = "tegrastats", use_sudo: bool = False,
+               tegrastats_path=None, use_sudo: bool = False,
                powercap_root=POWERCAP_ROOT, ina3221_root=INA3221_ROOT,
                ready_timeout_s: float | None = None) -> Meter:
     """A meter for ``backend`` (``auto`` is resolved here; prefer resolving it yourself
-    with resolve_backend and recording the result)."""
+    with resolve_backend and recording the result). ``tegrastats_path``: the tegrastats
+    binary, an absolute path (required with ``use_sudo``; default /usr/bin/tegrastats
+    there) or, without sudo, a name on PATH (default ``tegrastats``); see find_tegrastats."""
     b = (backend or "auto").strip().lower()
     if b == "auto":
-        b = resolve_backend("auto", tegrastats_cmd=tegrastats_cmd, device_index=device_index,
-                            powercap_root=powercap_root, ina3221_root=ina3221_root)
+        b = resolve_backend("auto", tegrastats_path=tegrastats_path, use_sudo=use_sudo,
+                            device_index=device_index, powercap_root=powercap_root,
+                            ina3221_root=ina3221_root)
     common = dict(interval_ms=interval_ms, idle_s=idle_s, device_index=device_index,
                   ready_timeout_s=ready_timeout_s)
     if b == "tegrastats":
-        return TegrastatsMeter(log_path, markers_path, tegrastats_cmd=tegrastats_cmd,
+        return TegrastatsMeter(log_path, markers_path, tegrastats_path=tegrastats_path,
                                use_sudo=use_sudo, **common)
     if b == "nvml":
         return NvmlMeter(log_path, markers_path, **common)
@@ -652,3 +696,54 @@ def make_meter(backend: str, log_path, markers_path, interval_ms: float = 100,
     if b == "none":
         return NoneMeter(log_path, markers_path, **common)
     raise EnergyError(f"unknown energy backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
+
+
+def available_rails(backend: str, *, tegrastats_path=None, use_sudo: bool = False, device_index: int = 0,
+                    powercap_root=POWERCAP_ROOT, ina3221_root=INA3221_ROOT, timeout_s: float = 10.0) -> list[str]:
+    """The rail names this machine's ``backend`` reports, read once (tegrastats: its first line).
+
+    Used before any job to check ``energy.rails``: a misspelt rail is found before inference runs."""
+    if backend == "nvml":
+        dev = NvmlDevice(device_index)
+        try:
+            return [dev.rail]
+        finally:
+            dev.close()
+    if backend == "rapl":
+        return list(RaplZones(powercap_root).rails)
+    if backend == "ina3221":
+        return list(Ina3221Rails(ina3221_root).rails)
+    if backend != "tegrastats":
+        return []
+    exe = find_tegrastats(tegrastats_path, use_sudo)
+    cmd = (["sudo", "-n"] if use_sudo else []) + [exe, "--interval", "100"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                break
+            line = proc.stdout.readline()
+            if not line:
+                break
+            rails = list(parse_tegrastats_line(line)["power_mw"])
+            if rails:
+                return rails
+        raise EnergyError(f"tegrastats ({' '.join(cmd)}) printed no line with rails within {timeout_s:.0f} s"
+                          + (f": {proc.stderr.read(500).strip()}" if proc.poll() is not None else ""))
+    finally:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except OSError:
+                proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
