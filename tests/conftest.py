@@ -1,10 +1,10 @@
 """Shared fixtures. The offline mirror of the study's test set lives in ../shared (CI has it)."""
+
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -17,8 +17,6 @@ MIRROR = SHARED / "mirror" / "openslr-31" / "dev-clean-2-3752-4944.tar.gz"
 MIRROR_SHA256 = "d620ff975c2d8e0c47b6463deb79316c00ceb2e79aea95a91a6bdc28d07f9614"
 PAPER_NOISY = SHARED / "mirror" / "paper-noisy-amp0.1-3752-4944.tar.gz"
 TEGRASTATS_FORMATS = SHARED / "fixtures" / "tegrastats" / "formats.txt"
-
-sys.path.insert(0, str(ROOT / "workflow"))
 
 
 def _need(path: Path) -> Path:
@@ -71,12 +69,21 @@ def snakemake_cmd(workdir: Path, config: dict, *args) -> list[str]:
     workdir.mkdir(parents=True, exist_ok=True)
     cfg_path = workdir / "test-config.yaml"
     cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return [shutil.which("snakemake") or "snakemake", *args, "--snakefile", str(ROOT / "Snakefile"), "--directory",
-            str(workdir), "--configfile", str(cfg_path)]
+    return [
+        shutil.which("snakemake") or "snakemake",
+        *args,
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(cfg_path),
+    ]
 
 
-def run_snakemake(workdir: Path, config: dict, *args, check=True, timeout=1800, env=None
-                  ) -> subprocess.CompletedProcess:
+def run_snakemake(
+    workdir: Path, config: dict, *args, check=True, timeout=1800, env=None
+) -> subprocess.CompletedProcess:
     """Run the project's Snakefile in ``workdir`` with ``config`` (written to workdir/config.yaml)."""
     cmd = snakemake_cmd(workdir, config, *args)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir, env=env)

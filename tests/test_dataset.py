@@ -1,4 +1,5 @@
 """Manifest building on the real study subset; resampling; bad inputs."""
+
 import shutil
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Download, checksum and safe extraction."""
+
 import hashlib
 import io
 import os
@@ -61,9 +62,15 @@ def test_missing_file_error_names_url_and_how_to_fix(tmp_path):
 def test_unreachable_host_then_mirror(tmp_path):
     src, sha, _ = _file(tmp_path)
     log = io.StringIO()
-    used = download_first([{"url": "http://127.0.0.1:9/none.tar.gz", "checksum": None},
-                           {"url": src.as_uri(), "checksum": f"sha256:{sha}"}], tmp_path / "o.bin",
-                          timeout=5, progress_stream=log)
+    used = download_first(
+        [
+            {"url": "http://127.0.0.1:9/none.tar.gz", "checksum": None},
+            {"url": src.as_uri(), "checksum": f"sha256:{sha}"},
+        ],
+        tmp_path / "o.bin",
+        timeout=5,
+        progress_stream=log,
+    )
     assert used["url"] == src.as_uri()
     assert "127.0.0.1:9" in log.getvalue()
     with pytest.raises(DownloadError, match="no dataset source could be used"):
@@ -94,13 +101,16 @@ def _tar(tmp_path, members):
     return path
 
 
-@pytest.mark.parametrize("members", [
-    [("ok.txt", "file", None), ("../escape.txt", "file", None)],
-    [("/abs/escape.txt", "file", None)],
-    [("link", "sym", "/etc/passwd")],
-    [("sub/link", "sym", "../../outside")],
-    [("hl", "hard", "../outside")],
-])
+@pytest.mark.parametrize(
+    "members",
+    [
+        [("ok.txt", "file", None), ("../escape.txt", "file", None)],
+        [("/abs/escape.txt", "file", None)],
+        [("link", "sym", "/etc/passwd")],
+        [("sub/link", "sym", "../../outside")],
+        [("hl", "hard", "../outside")],
+    ],
+)
 def test_traversal_attempts_are_refused_and_nothing_extracted(tmp_path, members):
     arch = _tar(tmp_path, members)
     dest = tmp_path / "dest"

@@ -1,4 +1,5 @@
 """nvml, rapl and ina3221 backends against fakes; backend resolution on this machine."""
+
 import json
 import shutil
 import time
@@ -6,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from edgeasr.energy import EnergyError, make_meter, resolve_backend, summarize
-from edgeasr.energy import sensors
+from edgeasr.energy import EnergyError, make_meter, resolve_backend, sensors, summarize
 from edgeasr.energy.rawlog import read_csv_log
 
 INTERVAL_MS = 20
 
 
 # ------------------------------------------------------------------ this machine
+
 
 def test_resolve_backend_on_this_machine(monkeypatch):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no tegrastats
@@ -53,7 +54,7 @@ def test_none_meter_writes_markers_and_an_empty_log(tmp_path):
 def test_window_misuse_is_an_error(tmp_path):
     m = make_meter("none", tmp_path / "log", tmp_path / "m", idle_s=0)
     with pytest.raises(EnergyError):
-        m.begin_window("x")               # outside the with-block
+        m.begin_window("x")  # outside the with-block
     with pytest.raises(EnergyError, match="was not begun"):
         with m:
             m.end_window("transcribe")
@@ -61,11 +62,13 @@ def test_window_misuse_is_an_error(tmp_path):
 
 # ------------------------------------------------------------------ NVML (faked)
 
+
 class FakeNvml:
     """Stands in for pynvml: a GPU drawing `watts`, with or without the energy counter."""
 
     def __init__(self, watts, counter=True):
         import pynvml
+
         self.pynvml, self.watts, self.counter = pynvml, watts, counter
         self.t0 = time.monotonic()
         self.inits = 0
@@ -82,6 +85,7 @@ class FakeNvml:
             if not self.counter:
                 raise nv.NVMLError(nv.NVML_ERROR_NOT_SUPPORTED)
             return int(123456 + self.watts * 1000.0 * (time.monotonic() - self.t0))  # mJ
+
         mp.setattr(nv, "nvmlDeviceGetTotalEnergyConsumption", energy)
         mp.setattr(nv, "nvmlDeviceGetPowerUsage", lambda h: int(self.watts * 1000))  # mW
 
@@ -117,6 +121,7 @@ def test_nvml_meter_and_summary(tmp_path, monkeypatch, counter):
 
 def test_nvml_without_driver_is_unavailable():
     import pynvml
+
     try:
         pynvml.nvmlInit()
         pynvml.nvmlShutdown()
@@ -151,6 +156,7 @@ class LiveCounters:
 
     def __init__(self, monkeypatch):
         import io
+
         self.t0 = time.monotonic()
         real_open = open
 
@@ -161,6 +167,7 @@ class LiveCounters:
                 v = int(1_500_000 + self.W[p.parent.name] * 1e6 * t) % MAX_RANGE
                 return io.StringIO(f"{v}\n")
             return real_open(path, *a, **k)
+
         monkeypatch.setattr(sensors, "open", fake_open, raising=False)
 
 
@@ -171,7 +178,7 @@ def test_rapl_meter_with_wrap_around(tmp_path, monkeypatch):
     log, mk = run_meter("rapl", tmp_path, window_s=0.5, powercap_root=root)
     meta, df = read_csv_log(log)
     assert meta["max_energy_range_uj"]["package-0"] == MAX_RANGE
-    assert (df["energy_uj__package-0"].diff() < 0).sum() >= 2       # the counter did wrap
+    assert (df["energy_uj__package-0"].diff() < 0).sum() >= 2  # the counter did wrap
     r = summarize("rapl", log, mk)
     assert r["energy_rail"] == "package-0"
     # each sample is stamped at the middle of its read, the counters are linear in time:
@@ -188,14 +195,27 @@ def test_rapl_log_parsing_unwraps_exactly(tmp_path):
     rows = []
     for k in range(11):  # 5 W for 1 s, sampled each 0.1 s, starting near the top of the range
         rows.append(f"{1000 + 0.1 * k:.6f},{100 + 0.1 * k:.6f},{(900_000 + 500_000 * k) % rng}")
-    log.write_text("# " + json.dumps({"format": "edgeasr-energy-log", "version": 1,
-                                      "backend": "rapl", "max_energy_range_uj": {"package-0": rng}})
-                   + "\nt_wall_s,t_mono_s,energy_uj__package-0\n" + "\n".join(rows) + "\n")
+    log.write_text(
+        "# "
+        + json.dumps(
+            {"format": "edgeasr-energy-log", "version": 1, "backend": "rapl", "max_energy_range_uj": {"package-0": rng}}
+        )
+        + "\nt_wall_s,t_mono_s,energy_uj__package-0\n"
+        + "\n".join(rows)
+        + "\n"
+    )
     mk = tmp_path / "m.jsonl"
-    mk.write_text("\n".join(json.dumps(x) for x in [
-        {"event": "meter_start", "wall_s": 1000, "mono_s": 100, "backend": "rapl"},
-        {"event": "window_begin", "name": "transcribe", "wall_s": 1000.15, "mono_s": 100.15},
-        {"event": "window_end", "name": "transcribe", "wall_s": 1000.95, "mono_s": 100.95}]) + "\n")
+    mk.write_text(
+        "\n".join(
+            json.dumps(x)
+            for x in [
+                {"event": "meter_start", "wall_s": 1000, "mono_s": 100, "backend": "rapl"},
+                {"event": "window_begin", "name": "transcribe", "wall_s": 1000.15, "mono_s": 100.15},
+                {"event": "window_end", "name": "transcribe", "wall_s": 1000.95, "mono_s": 100.95},
+            ]
+        )
+        + "\n"
+    )
     r = summarize("rapl", log, mk)
     assert r["energy_j"] == pytest.approx(5.0 * 0.8, rel=1e-9)
     assert r["idle_power_w"] is None and r["energy_above_idle_j"] is None
@@ -209,6 +229,7 @@ def test_rapl_not_readable_gives_a_clear_message(tmp_path, monkeypatch):
         if str(path).endswith("energy_uj"):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *a, **k)
+
     monkeypatch.setattr(sensors, "open", deny, raising=False)
     ok, why = sensors.rapl_available(root)
     assert not ok and "permission denied" in why and "chmod" in why
@@ -220,11 +241,16 @@ def test_rapl_not_readable_gives_a_clear_message(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------ INA3221 sysfs (fake tree)
 
+
 def fake_ina3221(root: Path):
     d = root / "1-0040" / "hwmon" / "hwmon3"
     d.mkdir(parents=True)
-    chans = {1: ("VDD_IN", 5000, 1000), 2: ("VDD_CPU_GPU_CV", 5000, 100),
-             3: ("NC", 0, 0), 7: ("sum of shunt voltages", 1, 1)}
+    chans = {
+        1: ("VDD_IN", 5000, 1000),
+        2: ("VDD_CPU_GPU_CV", 5000, 100),
+        3: ("NC", 0, 0),
+        7: ("sum of shunt voltages", 1, 1),
+    }
     for n, (label, mv, ma) in chans.items():
         (d / f"in{n}_label").write_text(label + "\n")
         (d / f"in{n}_input").write_text(f"{mv}\n")
@@ -235,8 +261,8 @@ def fake_ina3221(root: Path):
 def test_ina3221_rails_and_meter(tmp_path):
     root = fake_ina3221(tmp_path / "ina3221")
     rails = sensors.Ina3221Rails(root)
-    assert list(rails.rails) == ["VDD_IN", "VDD_CPU_GPU_CV"]       # NC and sum skipped
-    assert rails.read() == [5000.0, 500.0]                          # mV * mA / 1000 = mW
+    assert list(rails.rails) == ["VDD_IN", "VDD_CPU_GPU_CV"]  # NC and sum skipped
+    assert rails.read() == [5000.0, 500.0]  # mV * mA / 1000 = mW
     log, mk = run_meter("ina3221", tmp_path, ina3221_root=root)
     r = summarize("ina3221", log, mk)
     assert r["energy_rail"] == "VDD_IN"

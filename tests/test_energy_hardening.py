@@ -3,6 +3,7 @@
 Each test names the item it covers: (1) an NVML counter reset, (2) a wall-clock jump,
 (3) the rails counted per board, (4) the tegrastats binary run with sudo.
 """
+
 import json
 import os
 import signal
@@ -13,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from test_energy_parse import FORMATS  # every known format's line (checked against ../shared)
 
 from edgeasr.energy import EnergyError, EnergyWarning, counter_delta, summarize
 from edgeasr.energy.meters import make_meter, resolve_backend
 from edgeasr.energy.summarize import choose_rails
 from edgeasr.energy.tegrastats import parse_tegrastats_line
-from test_energy_parse import FORMATS  # every known format's line (checked against ../shared)
 
 T0 = 1.7e9 + 0.3  # wall time the logger starts
-M0 = 5000.0       # monotonic time at the same instant
+M0 = 5000.0  # monotonic time at the same instant
 FAKE = Path(__file__).parent / "tools" / "fake_tegrastats"
 
 
@@ -29,21 +30,24 @@ def write_markers(path, events):
     """events: [(event, mono_rel, wall_minus_mono_step, extra)]: wall = T0 + rel + step."""
     with open(path, "w") as f:
         for ev, rel, step, extra in events:
-            f.write(json.dumps({"event": ev, "wall_s": T0 + rel + step, "mono_s": M0 + rel,
-                                **extra}) + "\n")
+            f.write(json.dumps({"event": ev, "wall_s": T0 + rel + step, "mono_s": M0 + rel, **extra}) + "\n")
     return path
 
 
 def tegra_markers(path, step_at, step, idle=(1.0, 3.0), window=(5.0, 15.0), stop=19.0):
     """Markers of a tegrastats run whose wall clock jumps by ``step`` s at ``step_at`` s."""
     s = lambda rel: step if rel >= step_at else 0.0
-    ev = [("meter_start", -0.01, 0.0, {"backend": "tegrastats", "interval_ms": 100,
-                                       "utc_offset_s": 0}),
-          ("logger_start", 0.0, 0.0, {}), ("logger_ready", 0.15, 0.0, {}),
-          ("idle_begin", idle[0], s(idle[0]), {}), ("idle_end", idle[1], s(idle[1]), {}),
-          ("window_begin", window[0], s(window[0]), {"name": "transcribe"}),
-          ("window_end", window[1], s(window[1]), {"name": "transcribe"}),
-          ("logger_stop", stop, s(stop), {}), ("meter_exit", stop, s(stop), {"status": "ok"})]
+    ev = [
+        ("meter_start", -0.01, 0.0, {"backend": "tegrastats", "interval_ms": 100, "utc_offset_s": 0}),
+        ("logger_start", 0.0, 0.0, {}),
+        ("logger_ready", 0.15, 0.0, {}),
+        ("idle_begin", idle[0], s(idle[0]), {}),
+        ("idle_end", idle[1], s(idle[1]), {}),
+        ("window_begin", window[0], s(window[0]), {"name": "transcribe"}),
+        ("window_end", window[1], s(window[1]), {"name": "transcribe"}),
+        ("logger_stop", stop, s(stop), {}),
+        ("meter_exit", stop, s(stop), {"status": "ok"}),
+    ]
     return write_markers(path, ev)
 
 
@@ -55,19 +59,22 @@ def tegra_log(path, power_w, step_at=None, step=0.0, n=195, dt=0.1, phase=0.05, 
         wall = T0 + rel + (step if step_at is not None and rel >= step_at else 0.0)
         d = time.strftime("%m-%d-%Y %H:%M:%S ", time.gmtime(wall)) if dates else ""
         mw = int(round(1000 * power_w(rel)))
-        lines.append(f"{d}RAM 3645/7620MB (lfb 63x4MB) CPU [1%@729] GR3D_FREQ 0%@[305] "
-                     f"VDD_IN {mw}mW/{mw}mW VDD_SOC 1000mW/1000mW")
+        lines.append(
+            f"{d}RAM 3645/7620MB (lfb 63x4MB) CPU [1%@729] GR3D_FREQ 0%@[305] "
+            f"VDD_IN {mw}mW/{mw}mW VDD_SOC 1000mW/1000mW"
+        )
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 # ============================================================ (1) NVML counter restarts
 
+
 def test_counter_delta_refuses_a_decreasing_counter():
     """(1) counter_delta never returns a negative energy from a counter that went down."""
     t = np.arange(0, 10.0001, 0.5)
     e = 7.0 * t + 1000.0
-    e[12:] = 7.0 * (t[12:] - 5.8)        # restarted at 5.8 s
+    e[12:] = 7.0 * (t[12:] - 5.8)  # restarted at 5.8 s
     with pytest.raises(EnergyError, match="decreases at sample 12"):
         counter_delta(t, e, 1.0, 9.0)
 
@@ -76,12 +83,13 @@ def test_stitch_restarts_adds_the_pieces_and_estimates_the_gap():
     """(1) Before + after the restart, and the gap between the samples around it at the
     neighbouring intervals' power: exact for constant power."""
     from edgeasr.energy import stitch_restarts
+
     t = np.arange(0, 10.0001, 0.5)
     e = 7.0 * t + 1000.0
     e[12:] = 7.0 * (t[12:] - 5.8)
     j, restarts = stitch_restarts(t, e)
     assert [k for k, _ in restarts] == [12]
-    assert restarts[0][1] == pytest.approx(3.5)           # 0.5 s at 7 W, estimated
+    assert restarts[0][1] == pytest.approx(3.5)  # 0.5 s at 7 W, estimated
     assert np.all(np.diff(j) >= 0)
     assert counter_delta(t, j, 1.0, 9.0) == pytest.approx(56.0)
     # two restarts, one right after the other's gap: each estimated from usable neighbours
@@ -101,18 +109,32 @@ def nvml_log(path, watts=10.0, reset_at=105.23, start_mj=5_000_000.0, t_start=10
         tm = t_start + 0.1 * k
         mj = start_mj + watts * 1000 * (tm - t_start) if tm < reset_at else watts * 1000 * (tm - reset_at)
         rows.append(f"{tm + 1e9:.6f},{tm:.6f},{mj:.1f},{watts * 1000:.1f}")
-    path.write_text("# " + json.dumps({"format": "edgeasr-energy-log", "version": 1,
-                                       "backend": "nvml", "interval_ms": 100,
-                                       "has_energy_counter": True})
-                    + "\nt_wall_s,t_mono_s,energy_mj__GPU0,power_mw__GPU0\n" + "\n".join(rows) + "\n")
+    path.write_text(
+        "# "
+        + json.dumps(
+            {
+                "format": "edgeasr-energy-log",
+                "version": 1,
+                "backend": "nvml",
+                "interval_ms": 100,
+                "has_energy_counter": True,
+            }
+        )
+        + "\nt_wall_s,t_mono_s,energy_mj__GPU0,power_mw__GPU0\n"
+        + "\n".join(rows)
+        + "\n"
+    )
     return path
 
 
 def nvml_markers(path, window=(101.0, 111.0), idle=(100.2, 100.8)):
-    evs = [{"event": "meter_start", "backend": "nvml", "interval_ms": 100},
-           {"event": "idle_begin", "t": idle[0]}, {"event": "idle_end", "t": idle[1]},
-           {"event": "window_begin", "name": "transcribe", "t": window[0]},
-           {"event": "window_end", "name": "transcribe", "t": window[1]}]
+    evs = [
+        {"event": "meter_start", "backend": "nvml", "interval_ms": 100},
+        {"event": "idle_begin", "t": idle[0]},
+        {"event": "idle_end", "t": idle[1]},
+        {"event": "window_begin", "name": "transcribe", "t": window[0]},
+        {"event": "window_end", "name": "transcribe", "t": window[1]},
+    ]
     with open(path, "w") as f:
         for e in evs:
             t = e.pop("t", 100.0)
@@ -153,6 +175,7 @@ def test_counter_resets_column_is_zero_or_empty(tmp_path):
 
 # ============================================================ (2) wall-clock steps
 
+
 def test_wall_clock_jump_inside_the_window_is_refused_not_integrated(tmp_path):
     """(2) A Jetson without an RTC battery syncs NTP mid-window: the clock jumps +3600 s.
     5 W for 10 s was 18,050 J over a 3,610 s window; now the window is refused with a
@@ -166,11 +189,18 @@ def test_wall_clock_jump_inside_the_window_is_refused_not_integrated(tmp_path):
     assert "stepped by +3600.000 s between markers window_begin" in msgs
     assert "window 'transcribe' #1" in msgs and "3610.000 s by the wall clock" in msgs
     assert r["energy_backend"] == "tegrastats" and r["energy_rail"] == "VDD_IN"
-    for k in ("energy_j", "mean_power_w", "energy_above_idle_j", "energy_j_per_audio_s",
-              "window_s", "energy_samples", "energy_j__VDD_SOC"):
+    for k in (
+        "energy_j",
+        "mean_power_w",
+        "energy_above_idle_j",
+        "energy_j_per_audio_s",
+        "window_s",
+        "energy_samples",
+        "energy_j__VDD_SOC",
+    ):
         assert r[k] is None, k
     assert r["energy_clock_step_s"] == pytest.approx(3600.0)
-    assert r["idle_power_w"] == pytest.approx(5.0)      # the idle period saw no step
+    assert r["idle_power_w"] == pytest.approx(5.0)  # the idle period saw no step
 
 
 def test_wall_clock_jump_outside_the_window_leaves_it_exact(tmp_path):
@@ -206,8 +236,7 @@ def test_undated_log_is_timed_on_the_monotonic_clock(tmp_path):
     Ramp 2 W + 1 W/s, window 5..9 s (a jump at 4 s): exactly 36 J."""
     f = lambda t: 2.0 + 1.0 * t
     log = tegra_log(tmp_path / "log", f, dates=False, n=120)
-    mk = tegra_markers(tmp_path / "m.jsonl", step_at=4.0, step=3600.0, window=(5.0, 9.0),
-                       stop=12.0)
+    mk = tegra_markers(tmp_path / "m.jsonl", step_at=4.0, step=3600.0, window=(5.0, 9.0), stop=12.0)
     r = summarize("tegrastats", log, mk, interval_ms=100)
     assert r["energy_j"] == pytest.approx(2.0 * 4 + 0.5 * (81 - 25), rel=1e-6)
     assert r["window_s"] == pytest.approx(4.0)
@@ -238,10 +267,12 @@ COUNTED = {
     "xavier": ["GPU", "CPU", "SOC", "CV", "VDDRQ", "SYS5V"],
 }
 # Jetson Nano, JetPack 4 (as in jetson-stats' tests/tegrastats emulator)
-NANO = ("RAM 1180/3965MB (lfb 1x2MB) SWAP 149/1024MB (cached 7MB) IRAM 0/252kB(lfb 252kB) "
-        "CPU [30%@1036,33%@1036,28%@1036,26%@1036] EMC_FREQ 10%@1600 GR3D_FREQ 0%@76 APE 25 "
-        "PLL@57C CPU@60.5C PMIC@100C GPU@59C AO@65C thermal@59.75C POM_5V_IN 4520/4680 "
-        "POM_5V_GPU 0/0 POM_5V_CPU 1078/1205")
+NANO = (
+    "RAM 1180/3965MB (lfb 1x2MB) SWAP 149/1024MB (cached 7MB) IRAM 0/252kB(lfb 252kB) "
+    "CPU [30%@1036,33%@1036,28%@1036,26%@1036] EMC_FREQ 10%@1600 GR3D_FREQ 0%@76 APE 25 "
+    "PLL@57C CPU@60.5C PMIC@100C GPU@59C AO@65C thermal@59.75C POM_5V_IN 4520/4680 "
+    "POM_5V_GPU 0/0 POM_5V_CPU 1078/1205"
+)
 
 
 @pytest.mark.parametrize("board", list(COUNTED))
@@ -263,16 +294,14 @@ def test_default_rails_per_board(board):
 
 def test_nano_counts_pom_5v_in():
     """(3) Jetson Nano (JetPack 4) prints POM_5V_IN, its 5 V input: counted alone."""
-    assert choose_rails(None, list(parse_tegrastats_line(NANO)["power_mw"]), "tegrastats") \
-        == ["POM_5V_IN"]
+    assert choose_rails(None, list(parse_tegrastats_line(NANO)["power_mw"]), "tegrastats") == ["POM_5V_IN"]
 
 
 def test_agx_orin_energy_counts_gpu_and_cpu(tmp_path):
     """(3) AGX Orin's real line (JetPack 7): 5139 + 3268 + 5500 mW over 4 s, not only the
     5 V system rail's 5500 mW."""
-    line = FORMATS["agx-orin-jp7"][len("07-25-2026 09:08:28 "):]
-    lines = [time.strftime("%m-%d-%Y %H:%M:%S ", time.gmtime(T0 + 0.05 + 0.1 * k)) + line
-             for k in range(120)]
+    line = FORMATS["agx-orin-jp7"][len("07-25-2026 09:08:28 ") :]
+    lines = [time.strftime("%m-%d-%Y %H:%M:%S ", time.gmtime(T0 + 0.05 + 0.1 * k)) + line for k in range(120)]
     (tmp_path / "log").write_text("\n".join(lines) + "\n")
     mk = tegra_markers(tmp_path / "m.jsonl", 99.0, 0.0, window=(5.0, 9.0), stop=12.0)
     with pytest.warns(EnergyWarning, match="as jetson-stats does"):
@@ -283,6 +312,7 @@ def test_agx_orin_energy_counts_gpu_and_cpu(tmp_path):
 
 
 # ============================================================ (4) the tegrastats binary
+
 
 @pytest.fixture
 def bin_env(tmp_path, monkeypatch):
@@ -310,8 +340,7 @@ def bin_env(tmp_path, monkeypatch):
 def test_sudo_refuses_a_relative_tegrastats_path(bin_env):
     """(4) With sudo, a name looked up on PATH could run anything as root: refused."""
     with pytest.raises(EnergyError, match="with sudo only an absolute path"):
-        make_meter("tegrastats", bin_env / "log", bin_env / "m.jsonl", use_sudo=True,
-                   tegrastats_path="tegrastats")
+        make_meter("tegrastats", bin_env / "log", bin_env / "m.jsonl", use_sudo=True, tegrastats_path="tegrastats")
     with pytest.raises(EnergyError, match="with sudo only an absolute path"):
         resolve_backend("auto", tegrastats_path="bin/tegrastats", use_sudo=True)
 
@@ -322,11 +351,10 @@ def test_sudo_never_looks_tegrastats_up_on_path(bin_env):
     if Path("/usr/bin/tegrastats").exists():
         pytest.skip("this machine has /usr/bin/tegrastats")
     with pytest.raises(EnergyError, match="'/usr/bin/tegrastats' not found"):
-        with make_meter("tegrastats", bin_env / "log", bin_env / "m.jsonl", interval_ms=50,
-                        idle_s=0, use_sudo=True):
+        with make_meter("tegrastats", bin_env / "log", bin_env / "m.jsonl", interval_ms=50, idle_s=0, use_sudo=True):
             pass
     assert resolve_backend("auto", use_sudo=True) != "tegrastats"
-    assert resolve_backend("auto") == "tegrastats"     # without sudo: PATH, as before
+    assert resolve_backend("auto") == "tegrastats"  # without sudo: PATH, as before
 
 
 def test_sudo_runs_the_absolute_path_given(bin_env, monkeypatch):
@@ -337,8 +365,7 @@ def test_sudo_runs_the_absolute_path_given(bin_env, monkeypatch):
     exe = str(FAKE.resolve())
     assert resolve_backend("tegrastats", tegrastats_path=exe, use_sudo=True) == "tegrastats"
     log, mk = bin_env / "power.log", bin_env / "m.jsonl"
-    with make_meter("tegrastats", log, mk, interval_ms=50, idle_s=0.2, use_sudo=True,
-                    tegrastats_path=exe) as m:
+    with make_meter("tegrastats", log, mk, interval_ms=50, idle_s=0.2, use_sudo=True, tegrastats_path=exe) as m:
         m.begin_window("transcribe")
         time.sleep(0.4)
         m.end_window("transcribe")

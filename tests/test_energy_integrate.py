@@ -1,4 +1,5 @@
 """Integration of power traces and energy counters against known integrals."""
+
 import numpy as np
 import pytest
 
@@ -17,9 +18,9 @@ def test_constant_power_window_between_samples():
 
 def test_ramp_is_exact_with_edges_between_samples():
     t = np.arange(0, 20.0001, 0.25)
-    p = 2.0 + 0.5 * t                       # W
-    t0, t1 = 3.1, 17.93                     # both between samples
-    exact = 2.0 * (t1 - t0) + 0.25 * (t1 ** 2 - t0 ** 2)
+    p = 2.0 + 0.5 * t  # W
+    t0, t1 = 3.1, 17.93  # both between samples
+    exact = 2.0 * (t1 - t0) + 0.25 * (t1**2 - t0**2)
     assert rel(integrate(t, p, t0, t1), exact) < 1e-9
 
 
@@ -35,7 +36,7 @@ def test_step_sampled_finely_within_half_percent():
 def test_irregular_intervals():
     rng = np.random.default_rng(1)
     t = np.cumsum(rng.uniform(0.01, 0.3, 400))
-    f = lambda x: 5.0 + np.sin(x / 3.0)          # smooth power
+    f = lambda x: 5.0 + np.sin(x / 3.0)  # smooth power
     F = lambda x: 5.0 * x - 3.0 * np.cos(x / 3.0)
     t0, t1 = t[3] + 0.004, t[-5] - 0.017
     assert rel(integrate(t, f(t), t0, t1), F(t1) - F(t0)) < 0.005
@@ -75,7 +76,7 @@ def test_nan_samples_are_skipped_not_zero():
 
 def test_counter_delta_interpolates_edges():
     t = np.arange(0, 10.0001, 0.5)
-    e = 7.0 * t + 100.0                      # 7 W
+    e = 7.0 * t + 100.0  # 7 W
     assert counter_delta(t, e, 1.23, 8.77) == pytest.approx(7.0 * 7.54)
     with pytest.raises(EnergyError):
         counter_delta(t, e, -1.0, 5.0)
@@ -84,7 +85,7 @@ def test_counter_delta_interpolates_edges():
 
 def test_unwrap_counter_wraps_at_max_range():
     rng = 1_000_000
-    raw = [999_000, 999_900, 200, 1_100, 500]     # two wraps
+    raw = [999_000, 999_900, 200, 1_100, 500]  # two wraps
     assert list(unwrap_counter(raw, rng)) == [0, 900, 1_000 + 200, 2_100, 2_100 + 999_400]
     with pytest.raises(EnergyError):
         unwrap_counter([5, 3], None)

@@ -1,4 +1,5 @@
 """The tegrastats meter end to end against tests/tools/fake_tegrastats; no orphan, ever."""
+
 import json
 import os
 import signal
@@ -75,8 +76,7 @@ def test_pipeline_idle_and_window_energy(fake_env, monkeypatch):
     monkeypatch.setenv("FAKE_TEGRASTATS_POWER_FILE", str(pf))
     monkeypatch.setenv("FAKE_TEGRASTATS_TRUTH", str(tmp / "truth"))
     log, mk = tmp / "out" / "power.log", tmp / "out" / "markers.jsonl"
-    meter = make_meter("tegrastats", log_path=log, markers_path=mk, interval_ms=INTERVAL_MS,
-                       idle_s=0.6)
+    meter = make_meter("tegrastats", log_path=log, markers_path=mk, interval_ms=INTERVAL_MS, idle_s=0.6)
     with meter:
         assert procs_for(log)  # the logger runs
         time.sleep(0.3)
@@ -99,6 +99,7 @@ def test_pipeline_idle_and_window_energy(fake_env, monkeypatch):
     assert r["paper_style_energy_j"] > 10 * r["energy_j__VDD_CPU_GPU_CV"]
     # fitted sub-second times agree with the emulator's true print times
     import numpy as np
+
     df = parse_tegrastats(log, INTERVAL_MS, utc_offset_s=time.localtime().tm_gmtoff)
     truth = np.loadtxt(tmp / "truth")
     assert len(truth) == len(df)
@@ -130,8 +131,7 @@ def test_no_orphan_after_an_exception_and_handlers_restored(fake_env):
     log = fake_env / "power.log"
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     with pytest.raises(RuntimeError, match="model failed"):
-        with make_meter("tegrastats", log, fake_env / "m.jsonl", interval_ms=INTERVAL_MS,
-                        idle_s=0.1) as m:
+        with make_meter("tegrastats", log, fake_env / "m.jsonl", interval_ms=INTERVAL_MS, idle_s=0.1) as m:
             m.begin_window("transcribe")
             assert procs_for(log)
             raise RuntimeError("model failed")
@@ -155,8 +155,7 @@ def test_logger_that_daemonizes_is_still_stopped(fake_env, monkeypatch):
 def test_logger_that_ignores_sigterm_is_stopped_by_stop_then_kill(fake_env, monkeypatch):
     monkeypatch.setenv("FAKE_TEGRASTATS_IGNORE_SIGTERM", "1")
     log = fake_env / "power.log"
-    m = TegrastatsMeter(log, fake_env / "m.jsonl", interval_ms=INTERVAL_MS, idle_s=0.0,
-                        stop_grace_s=0.3)
+    m = TegrastatsMeter(log, fake_env / "m.jsonl", interval_ms=INTERVAL_MS, idle_s=0.0, stop_grace_s=0.3)
     with m:
         assert procs_for(log)
     assert wait_no_procs(log, timeout=0.5) == []
@@ -191,8 +190,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL],
-                         ids=["SIGTERM", "SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=["SIGTERM", "SIGINT", "SIGKILL"])
 def test_killed_job_leaves_no_logger(fake_env, sig):
     """A child process owns the meter (as the Snakemake job does); it is signalled in the
     middle of the window. SIGTERM/SIGINT: its handler stops the logger; SIGKILL: the
@@ -200,8 +198,9 @@ def test_killed_job_leaves_no_logger(fake_env, sig):
     script = fake_env / "job.py"
     script.write_text(CHILD)
     log, mk = fake_env / "power.log", fake_env / "m.jsonl"
-    child = subprocess.Popen([sys.executable, str(script), str(log), str(mk)],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(log), str(mk)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if mk.exists() and "window_begin" in mk.read_text():
@@ -217,7 +216,7 @@ def test_killed_job_leaves_no_logger(fake_env, sig):
     out = child.stdout.read().decode()
     assert rc != 0
     if sig == signal.SIGTERM:
-        assert rc == 128 + signal.SIGTERM, out     # SystemExit(143): still a killed job
+        assert rc == 128 + signal.SIGTERM, out  # SystemExit(143): still a killed job
     assert wait_no_procs(log, timeout=5.0) == [], out
     events = [json.loads(x) for x in mk.read_text().splitlines() if x.strip()]
     if sig != signal.SIGKILL:
@@ -249,11 +248,13 @@ FORKING_CHILD = textwrap.dedent("""
 
 def test_forked_children_of_the_job_neither_stop_nor_pin_the_logger(fake_env):
     from edgeasr.energy._watchdog import logger_pids
+
     script = fake_env / "job.py"
     script.write_text(FORKING_CHILD)
     log, mk, pidfile = fake_env / "power.log", fake_env / "m.jsonl", fake_env / "pids"
-    child = subprocess.Popen([sys.executable, str(script), str(log), str(mk), str(pidfile)],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(log), str(mk), str(pidfile)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 20
         while not (pidfile.exists() and pidfile.read_text().strip()):
@@ -263,7 +264,7 @@ def test_forked_children_of_the_job_neither_stop_nor_pin_the_logger(fake_env):
         # a worker gets SIGTERM: it exits, the logger must go on
         os.kill(a, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while a in procs_for(log):   # exited (a zombie until the job reaps it)
+        while a in procs_for(log):  # exited (a zombie until the job reaps it)
             assert time.monotonic() < deadline, "the worker ignored SIGTERM"
             time.sleep(0.02)
         time.sleep(0.2)
@@ -277,7 +278,7 @@ def test_forked_children_of_the_job_neither_stop_nor_pin_the_logger(fake_env):
         while left != [b] and time.monotonic() < deadline:
             time.sleep(0.05)
             left = procs_for(log)
-        assert left == [b], left   # only the sleeping worker: logger and watchdog are gone
+        assert left == [b], left  # only the sleeping worker: logger and watchdog are gone
     finally:
         child.kill()
         for pid in procs_for(fake_env):

@@ -1,4 +1,5 @@
 """tegrastats parsing: every known format, damaged logs, sub-second timestamps."""
+
 import os
 import time
 from pathlib import Path
@@ -6,11 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeasr.energy import EnergyError, EnergyWarning, fit_line_times, parse_tegrastats, \
-    parse_tegrastats_line
+from edgeasr.energy import EnergyError, EnergyWarning, fit_line_times, parse_tegrastats, parse_tegrastats_line
 
-SHARED = Path(os.environ.get("EDGEASR_SHARED", Path(__file__).resolve().parents[2] / "shared")) \
-    / "fixtures" / "tegrastats" / "formats.txt"
+SHARED = (
+    Path(os.environ.get("EDGEASR_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+    / "fixtures"
+    / "tegrastats"
+    / "formats.txt"
+)
 
 # One line per known format (copied from formats.txt, so the tests run anywhere).
 FORMATS = {
@@ -26,21 +30,32 @@ FORMATS = {
 
 # label: (date, {rail: current mW} exactly, ram used, ram total, gpu load)
 EXPECTED = {
-    "orin-nano-jp5": ("01-24-2024 09:17:09", {"VDD_IN": 4915, "VDD_CPU_GPU_CV": 449, "VDD_SOC": 1431},
-                      3503, 7337, 0.0),
-    "orin-nano-jp6": ("09-21-2025 15:38:17", {"VDD_IN": 2957, "VDD_CPU_GPU_CV": 486, "VDD_SOC": 1012},
-                      3645, 7620, 0.0),
-    "orin-nano-jp6-nosudo": ("06-18-2025 11:25:24",
-                             {"VDD_IN": 4824, "VDD_CPU_GPU_CV": 518, "VDD_SOC": 1475}, 3452, 7620, 0.0),
-    "orin-nx-jp6-load": (None, {"VDD_IN": 17946, "VDD_CPU_GPU_CV": 8896, "VDD_SOC": 3923},
-                         None, None, None),
-    "agx-orin-jp7": ("07-25-2026 09:08:28",
-                     {"VDD_GPU_SOC": 5139, "VDD_CPU_CV": 3268, "VIN_SYS_5V0": 5500}, 20642, 62817, 12.0),
+    "orin-nano-jp5": ("01-24-2024 09:17:09", {"VDD_IN": 4915, "VDD_CPU_GPU_CV": 449, "VDD_SOC": 1431}, 3503, 7337, 0.0),
+    "orin-nano-jp6": ("09-21-2025 15:38:17", {"VDD_IN": 2957, "VDD_CPU_GPU_CV": 486, "VDD_SOC": 1012}, 3645, 7620, 0.0),
+    "orin-nano-jp6-nosudo": (
+        "06-18-2025 11:25:24",
+        {"VDD_IN": 4824, "VDD_CPU_GPU_CV": 518, "VDD_SOC": 1475},
+        3452,
+        7620,
+        0.0,
+    ),
+    "orin-nx-jp6-load": (None, {"VDD_IN": 17946, "VDD_CPU_GPU_CV": 8896, "VDD_SOC": 3923}, None, None, None),
+    "agx-orin-jp7": (
+        "07-25-2026 09:08:28",
+        {"VDD_GPU_SOC": 5139, "VDD_CPU_CV": 3268, "VIN_SYS_5V0": 5500},
+        20642,
+        62817,
+        12.0,
+    ),
     "thor": (None, {}, 4722, 7844, None),
-    "tx2-jp4": (None, {"VDD_IN": 1038, "VDD_CPU": 153, "VDD_GPU": 153, "VDD_SOC": 384,
-                       "VDD_WIFI": 38, "VDD_DDR": 192}, 707, 7854, None),
-    "xavier": (None, {"GPU": 1155, "CPU": 385, "SOC": 2504, "CV": 0, "VDDRQ": 192, "SYS5V": 2692},
-               407, 15823, 37.0),
+    "tx2-jp4": (
+        None,
+        {"VDD_IN": 1038, "VDD_CPU": 153, "VDD_GPU": 153, "VDD_SOC": 384, "VDD_WIFI": 38, "VDD_DDR": 192},
+        707,
+        7854,
+        None,
+    ),
+    "xavier": (None, {"GPU": 1155, "CPU": 385, "SOC": 2504, "CV": 0, "VDDRQ": 192, "SYS5V": 2692}, 407, 15823, 37.0),
 }
 
 
@@ -53,7 +68,7 @@ def _shared_formats():
     out, label = {}, None
     for line in SHARED.read_text().splitlines():
         if line.startswith("# ["):
-            label = line[3:line.index("]")]
+            label = line[3 : line.index("]")]
         elif line.strip() and not line.startswith("#"):
             out[label] = line
     return out
@@ -80,16 +95,16 @@ def test_every_format_parses_to_the_right_rails(label):
 
 def test_shared_file_every_line():
     for label, line in _shared_formats().items():
-        assert parse_tegrastats_line(line)["power_mw"] == {
-            k: float(v) for k, v in EXPECTED[label][1].items()}, label
+        assert parse_tegrastats_line(line)["power_mw"] == {k: float(v) for k, v in EXPECTED[label][1].items()}, label
 
 
 def test_first_number_is_the_current_draw():
     r = parse_tegrastats_line(FORMATS["orin-nx-jp6-load"])
     assert r["power_mw"]["VDD_IN"] == 17946 and r["power_avg_mw"]["VDD_IN"] == 15710
     # three numbers (JetPack 7): current/average/max, all different here
-    r = parse_tegrastats_line("07-25-2026 09:08:28 RAM 1/2MB VDD_GPU_SOC 5139mW/4000mW/6100mW "
-                              "VIN_SYS_5V0 900mW/800mW/1000mW")
+    r = parse_tegrastats_line(
+        "07-25-2026 09:08:28 RAM 1/2MB VDD_GPU_SOC 5139mW/4000mW/6100mW VIN_SYS_5V0 900mW/800mW/1000mW"
+    )
     assert r["power_mw"] == {"VDD_GPU_SOC": 5139.0, "VIN_SYS_5V0": 900.0}
     assert r["power_avg_mw"]["VDD_GPU_SOC"] == 4000.0
     assert r["power_max_mw"]["VDD_GPU_SOC"] == 6100.0
@@ -98,11 +113,11 @@ def test_first_number_is_the_current_draw():
 def test_not_rails_cpu_array_temps_memory():
     r = parse_tegrastats_line(FORMATS["xavier"])
     assert "RAM" not in r["power_mw"] and "SWAP" not in r["power_mw"]
-    assert r["power_mw"]["CPU"] == 385.0           # Xavier's CPU rail, not the load array
-    assert r["power_mw"]["GPU"] == 1155.0          # not GPU@28C
+    assert r["power_mw"]["CPU"] == 385.0  # Xavier's CPU rail, not the load array
+    assert r["power_mw"]["GPU"] == 1155.0  # not GPU@28C
     assert r["temps_c"]["GPU"] == 28.0
     r = parse_tegrastats_line(FORMATS["tx2-jp4"])
-    assert "CPU" not in r["power_mw"]              # CPU [..] is the load array
+    assert "CPU" not in r["power_mw"]  # CPU [..] is the load array
     r = parse_tegrastats_line(FORMATS["agx-orin-jp7"])
     assert not any(k.lower().startswith(("cpu", "gpu", "soc")) for k in r["power_mw"])
 
@@ -141,8 +156,9 @@ def test_log_without_dates_between_start_and_stop_markers(tmp_path):
 
 def test_garbled_line_warns_with_line_number(tmp_path):
     good = FORMATS["orin-nano-jp6"]
-    p = _write(tmp_path / "log", [good, good, "\x00\x00@@ garbage ###", good,
-                                  good.replace("VDD_IN 2957mW", "VDD_IN 29#7mW")])
+    p = _write(
+        tmp_path / "log", [good, good, "\x00\x00@@ garbage ###", good, good.replace("VDD_IN 2957mW", "VDD_IN 29#7mW")]
+    )
     with pytest.warns(EnergyWarning) as rec:
         df = parse_tegrastats(p, interval_ms=100)
     msgs = " | ".join(str(w.message) for w in rec)

@@ -1,4 +1,5 @@
 """summarize(): window cutting, idle baseline, rail choice, paper-style figure, errors."""
+
 import json
 import time
 import warnings
@@ -9,7 +10,7 @@ from edgeasr.energy import EnergyError, EnergyWarning, summarize
 from edgeasr.energy.summarize import KEYS
 
 T0 = 1.7e9 + 0.3  # wall time the logger starts
-M0 = 5000.0       # monotonic time at the same instant
+M0 = 5000.0  # monotonic time at the same instant
 
 
 def markers(path, events):
@@ -20,11 +21,12 @@ def markers(path, events):
     return path
 
 
-def std_markers(path, backend="tegrastats", idle=(1.0, 3.0), windows=((5.0, 9.0),), stop=12.0,
-                name="transcribe"):
-    ev = [("meter_start", T0 - 0.01, {"backend": backend, "interval_ms": 100,
-                                     "utc_offset_s": 0}),
-          ("logger_start", T0, {}), ("logger_ready", T0 + 0.15, {})]
+def std_markers(path, backend="tegrastats", idle=(1.0, 3.0), windows=((5.0, 9.0),), stop=12.0, name="transcribe"):
+    ev = [
+        ("meter_start", T0 - 0.01, {"backend": backend, "interval_ms": 100, "utc_offset_s": 0}),
+        ("logger_start", T0, {}),
+        ("logger_ready", T0 + 0.15, {}),
+    ]
     if idle:
         ev += [("idle_begin", T0 + idle[0], {}), ("idle_end", T0 + idle[1], {})]
     for a, b in windows:
@@ -42,8 +44,7 @@ def tegra_log(path, power, dt=0.1, n=115, phase=0.05, dates=True, extra=""):
         load = v.pop("GPU", 0)
         d = time.strftime("%m-%d-%Y %H:%M:%S ", time.gmtime(T0 + tr)) if dates else ""
         rails = " ".join(f"{r} {int(round(x))}mW/{int(round(x))}mW" for r, x in v.items())
-        lines.append(f"{d}RAM 3645/7620MB (lfb 63x4MB) CPU [1%@729] GR3D_FREQ {load}%@[305] "
-                     f"{extra}{rails}")
+        lines.append(f"{d}RAM 3645/7620MB (lfb 63x4MB) CPU [1%@729] GR3D_FREQ {load}%@[305] {extra}{rails}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -56,7 +57,7 @@ def test_keys_and_constant_power(tmp_path):
     log = tegra_log(tmp_path / "log", lambda t: orin(5000.0))
     mk = std_markers(tmp_path / "m.jsonl")
     r = summarize("tegrastats", log, mk, audio_s=8.0, n_utterances=4, interval_ms=100)
-    assert list(r)[:len(KEYS)] == list(KEYS)
+    assert list(r)[: len(KEYS)] == list(KEYS)
     assert r["energy_backend"] == "tegrastats" and r["energy_rail"] == "VDD_IN"
     assert r["window_s"] == pytest.approx(4.0)
     assert r["energy_j"] == pytest.approx(20.0, rel=1e-6)
@@ -125,8 +126,7 @@ def test_paper_style_absent_without_its_rail(tmp_path):
 
 def test_default_rail_per_board_and_explicit_rails(tmp_path):
     mk = std_markers(tmp_path / "m.jsonl")
-    agx = tegra_log(tmp_path / "agx", lambda t: {"VDD_GPU_SOC": 5000.0, "VDD_CPU_CV": 3000.0,
-                                                 "VIN_SYS_5V0": 5500.0})
+    agx = tegra_log(tmp_path / "agx", lambda t: {"VDD_GPU_SOC": 5000.0, "VDD_CPU_CV": 3000.0, "VIN_SYS_5V0": 5500.0})
     # AGX Orin has no input rail: VIN_SYS_5V0 is its 5 V system rail, GPU and CPU are apart
     with pytest.warns(EnergyWarning, match="no board input rail"):
         r = summarize("tegrastats", agx, mk, interval_ms=100)
@@ -142,8 +142,9 @@ def test_default_rail_per_board_and_explicit_rails(tmp_path):
 
 def test_xavier_has_no_input_rail_sum_is_recorded_and_warned(tmp_path):
     mk = std_markers(tmp_path / "m.jsonl")
-    xav = tegra_log(tmp_path / "xav", lambda t: {"GPU": 0, "CPU": 400.0, "SOC": 2500.0,
-                                                 "SYS5V": 2700.0}, extra="GPU 1100/1100 ")
+    xav = tegra_log(
+        tmp_path / "xav", lambda t: {"GPU": 0, "CPU": 400.0, "SOC": 2500.0, "SYS5V": 2700.0}, extra="GPU 1100/1100 "
+    )
     with pytest.warns(EnergyWarning, match="no board input rail"):
         r = summarize("tegrastats", xav, mk, interval_ms=100)
     assert r["energy_rail"] == "GPU+CPU+SOC+SYS5V"
@@ -158,7 +159,7 @@ def test_repeated_windows_give_medians(tmp_path):
     log = tegra_log(tmp_path / "log", lambda t: orin(4000.0 if t < 7.0 else 6000.0))
     mk = std_markers(tmp_path / "m.jsonl", windows=((4.0, 5.0), (5.5, 6.5), (8.0, 9.0)))
     r = summarize("tegrastats", log, mk, interval_ms=100)
-    assert r["energy_j"] == pytest.approx(4.0, rel=1e-6)   # median of 4, 4, 6
+    assert r["energy_j"] == pytest.approx(4.0, rel=1e-6)  # median of 4, 4, 6
     assert r["energy_samples"] == 30
 
 
@@ -171,9 +172,14 @@ def test_none_backend_all_empty(tmp_path):
 def test_errors_are_loud(tmp_path):
     log = tegra_log(tmp_path / "log", lambda t: orin(5000.0))
     # a window never ended (job killed)
-    mk = markers(tmp_path / "a.jsonl", [("meter_start", T0, {"backend": "tegrastats"}),
-                                        ("logger_start", T0, {}),
-                                        ("window_begin", T0 + 5, {"name": "transcribe"})])
+    mk = markers(
+        tmp_path / "a.jsonl",
+        [
+            ("meter_start", T0, {"backend": "tegrastats"}),
+            ("logger_start", T0, {}),
+            ("window_begin", T0 + 5, {"name": "transcribe"}),
+        ],
+    )
     with pytest.raises(EnergyError, match="never ended"):
         summarize("tegrastats", log, mk)
     # no window at all

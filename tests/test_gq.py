@@ -1,4 +1,5 @@
 """Unit tests for edgeasr.gq (General Quantizer, arXiv 2210.09188, + uniform ablation)."""
+
 from __future__ import annotations
 
 import copy
@@ -10,10 +11,25 @@ import pytest
 import torch
 import torch.nn as nn
 
-from edgeasr.gq import (compand, expand, fit_centroids, quantize_tensor, pack_bits, unpack_bits,
-                        QuantSpec, quantize_model, save_packed, load_packed, apply_packed,
-                        qat_finetune, packed_size_report, soft_assign, soft_quantize,
-                        hard_assign, GQLinear)
+from edgeasr.gq import (
+    GQLinear,
+    QuantSpec,
+    apply_packed,
+    compand,
+    expand,
+    fit_centroids,
+    hard_assign,
+    load_packed,
+    pack_bits,
+    packed_size_report,
+    qat_finetune,
+    quantize_model,
+    quantize_tensor,
+    save_packed,
+    soft_assign,
+    soft_quantize,
+    unpack_bits,
+)
 from edgeasr.gq.io import serialize
 
 
@@ -58,8 +74,7 @@ def test_annealing_reaches_hard_assignments():
     x = w / w.abs().amax(1, keepdim=True)
     y = compand(x, 255.0).reshape(-1)
     bits = 3
-    c, info = fit_centroids(y, bits, mu=255.0, steps=60, tau_start=1.0, tau_end=1e-5,
-                            keep_best=False, return_info=True)
+    c, info = fit_centroids(y, bits, mu=255.0, steps=60, tau_start=1.0, tau_end=1e-5, keep_best=False, return_info=True)
     assert info.final_tau == pytest.approx(1e-5)
     hard = c[hard_assign(y, c)]
     # at the start temperature the assignment is genuinely soft ...
@@ -70,7 +85,7 @@ def test_annealing_reaches_hard_assignments():
     confident = p.max(-1).values > 0.999
     assert float(confident.float().mean()) >= 0.999
     soft = soft_quantize(y, c, info.final_tau, window=None)
-    assert float((soft - hard)[confident].abs().max()) <= 1e-3 * (2.0 / 2 ** bits)
+    assert float((soft - hard)[confident].abs().max()) <= 1e-3 * (2.0 / 2**bits)
     assert float((soft - hard).abs().mean()) <= 1e-4
     assert torch.equal(p.argmax(-1), hard_assign(y, c))
     # the fit learned something: annealed Adam beats the plain mu-law grid here
@@ -86,8 +101,7 @@ def test_windowed_soft_quantize_matches_full():
     jitter = torch.rand(64, generator=torch.Generator().manual_seed(2)) - 0.5
     c = torch.sort(-1 + (2 * torch.arange(64) + 1 + 0.8 * jitter) / 64).values
     for tau in (1.0, 1e-2):
-        assert torch.allclose(soft_quantize(y, c, tau, window=8),
-                              soft_quantize(y, c, tau, window=None), atol=1e-4)
+        assert torch.allclose(soft_quantize(y, c, tau, window=8), soft_quantize(y, c, tau, window=None), atol=1e-4)
 
 
 # ---------------------------------------------------------------- packing
@@ -95,7 +109,7 @@ def test_windowed_soft_quantize_matches_full():
 @pytest.mark.parametrize("n", [1, 3, 7, 13, 1001, 4099])
 def test_pack_unpack_roundtrip(bits, n):
     g = torch.Generator().manual_seed(bits * 10007 + n)
-    idx = torch.randint(0, 2 ** bits, (n,), generator=g)
+    idx = torch.randint(0, 2**bits, (n,), generator=g)
     packed = pack_bits(idx, bits)
     assert packed.dtype == torch.uint8 and packed.numel() == math.ceil(n * bits / 8)
     assert torch.equal(unpack_bits(packed, bits, n).long(), idx)
@@ -157,8 +171,9 @@ def test_zero_rows_stay_zero():
 
 # ---------------------------------------------------------------- spec
 def test_spec_bits_first_match_default_and_skip():
-    spec = QuantSpec(bits={"model.encoder.layers.0.*": 1, "model.encoder.*": 4,
-                           "*fc2": None, "model.decoder.*": 6, "*": 5})
+    spec = QuantSpec(
+        bits={"model.encoder.layers.0.*": 1, "model.encoder.*": 4, "*fc2": None, "model.decoder.*": 6, "*": 5}
+    )
     assert spec.bits_for("model.encoder.layers.0.fc1") == 1
     assert spec.bits_for("model.encoder.layers.1.fc1") == 4
     assert spec.bits_for("model.decoder.layers.0.fc2") is None
@@ -301,7 +316,7 @@ def test_qat_finetune_toy_regression():
     X = torch.randn(512, 8)
     with torch.no_grad():
         Y = teacher(X)
-    batches = [(X[i:i + 64], Y[i:i + 64]) for i in range(0, 512, 64)]
+    batches = [(X[i : i + 64], Y[i : i + 64]) for i in range(0, 512, 64)]
     loss_fn = lambda m, b: nn.functional.mse_loss(m(b[0]), b[1])
     spec = QuantSpec(bits=2)
 
@@ -312,8 +327,16 @@ def test_qat_finetune_toy_regression():
     datafree = apply_packed(copy.deepcopy(teacher), quantize_model(teacher, spec))
     student = copy.deepcopy(teacher)
     taus = []
-    packed = qat_finetune(student, loss_fn, batches, spec, epochs=25, lr=3e-3, num_threads=1,
-                          callback=lambda step, tau, loss: taus.append(tau))
+    packed = qat_finetune(
+        student,
+        loss_fn,
+        batches,
+        spec,
+        epochs=25,
+        lr=3e-3,
+        num_threads=1,
+        callback=lambda step, tau, loss: taus.append(tau),
+    )
     assert taus[0] == pytest.approx(spec.tau_start) and taus[-1] == pytest.approx(spec.tau_end)
     assert not any(isinstance(m, GQLinear) for m in student.modules())
     assert all(p.requires_grad for p in student.parameters())  # flags restored
@@ -329,9 +352,14 @@ def test_qat_finetune_toy_regression():
 
 def test_manual_fit_gradient_matches_autograd():
     from edgeasr.gq.soft import soft_loss_and_grad
+
     g = torch.Generator().manual_seed(3)
-    for K, window, tau, space, mu in [(16, 8, 1.0, "weight", 255.0), (16, None, 0.1, "weight", 255.0),
-                                      (4, 8, 1.0, "companded", 255.0), (64, 8, 0.3, "weight", 0.0)]:
+    for K, window, tau, space, mu in [
+        (16, 8, 1.0, "weight", 255.0),
+        (16, None, 0.1, "weight", 255.0),
+        (4, 8, 1.0, "companded", 255.0),
+        (64, 8, 0.3, "weight", 0.0),
+    ]:
         y = compand((torch.randn(3, 300, generator=g) / 3).clamp(-1, 1), mu)
         w = torch.rand(3, 300, generator=g)
         c = (torch.rand(3, K, generator=g) * 2 - 1).requires_grad_(True)  # unsorted on purpose
@@ -348,10 +376,22 @@ def test_manual_fit_gradient_matches_autograd():
 def test_hf_whisper_apply_and_generate():
     transformers = pytest.importorskip("transformers")
     cfg = transformers.WhisperConfig(
-        vocab_size=120, num_mel_bins=16, d_model=32, encoder_layers=1, decoder_layers=1,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
-        decoder_ffn_dim=64, max_source_positions=20, max_target_positions=16,
-        decoder_start_token_id=1, pad_token_id=0, eos_token_id=2, bos_token_id=1)
+        vocab_size=120,
+        num_mel_bins=16,
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_source_positions=20,
+        max_target_positions=16,
+        decoder_start_token_id=1,
+        pad_token_id=0,
+        eos_token_id=2,
+        bos_token_id=1,
+    )
     torch.manual_seed(0)
     model = transformers.WhisperForConditionalGeneration(cfg).eval()
     spec = QuantSpec(bits={"model.encoder.*": 4, "model.decoder.*": 6, "*": 4})

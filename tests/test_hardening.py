@@ -1,4 +1,5 @@
 """Bad input, faults and odd situations (issue: hardening): each test failed on the code before it."""
+
 from __future__ import annotations
 
 import copy
@@ -14,7 +15,6 @@ import time
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import ROOT
 
 from edgeasr.config import ConfigError, load_config_file, validate
@@ -36,13 +36,13 @@ def _refused(cfg, *parts):
 
 # --- config: refused before any job ---------------------------------------------------------------
 
+
 def test_an_absurd_snr_is_refused_with_the_range(cfg):
     cfg["noise"]["conditions"].append({"kind": "white", "snr_db": [1.0e9]})
     _refused(cfg, "noise.conditions[3].snr_db[0]", "out of range", "-50 to 100")
 
 
-@pytest.mark.parametrize("key,value", [("models", "whisper-base"), ("engines", "transformers"),
-                                       ("precisions", "int8")])
+@pytest.mark.parametrize("key,value", [("models", "whisper-base"), ("engines", "transformers"), ("precisions", "int8")])
 def test_a_duplicate_matrix_entry_is_refused(cfg, key, value):
     cfg["matrix"][key].append(value)
     _refused(cfg, f"matrix.{key}", f"['{value}'] listed more than once")
@@ -65,8 +65,11 @@ def test_missing_folders_and_packages_are_found_before_any_job(cfg, tmp_path, wh
         cfg["models"]["whisper-base"] = {"family": "whisper", "format": "ctranslate2", "source": {"local": absent}}
         _refused(cfg, "models.whisper-base.source.local", absent, "does not exist")
     elif where == "package":
-        cfg["models"]["whisper-base"] = {"family": "whisper", "format": "ctranslate2",
-                                         "source": {"package": "edgeasr_no_such_models"}}
+        cfg["models"]["whisper-base"] = {
+            "family": "whisper",
+            "format": "ctranslate2",
+            "source": {"package": "edgeasr_no_such_models"},
+        }
         _refused(cfg, "models.whisper-base.source", "'edgeasr_no_such_models' is not installed")
     elif where == "extracted_dir":
         cfg["dataset"]["extracted_dir"] = absent
@@ -93,12 +96,15 @@ def test_a_null_checksum_is_refused_and_none_is_an_explicit_opt_out(cfg, tmp_pat
     assert "NOT VERIFIED" in log.getvalue()
 
 
-@pytest.mark.parametrize("text,parts", [
-    ("", ["the config file is empty"]),
-    ("- a\n- b\n", ["the top level is a list, not a mapping"]),
-    ("matrix:\n  models: [a, b\n", [":3:1: YAML syntax error", "expected ','"]),
-    ("dataset:\n  name: x\n\tsubset: {}\n", [":3:1: YAML syntax error"]),
-])
+@pytest.mark.parametrize(
+    "text,parts",
+    [
+        ("", ["the config file is empty"]),
+        ("- a\n- b\n", ["the top level is a list, not a mapping"]),
+        ("matrix:\n  models: [a, b\n", [":3:1: YAML syntax error", "expected ','"]),
+        ("dataset:\n  name: x\n\tsubset: {}\n", [":3:1: YAML syntax error"]),
+    ],
+)
 def test_unreadable_config_files_name_the_file_and_line(tmp_path, text, parts):
     f = tmp_path / "my.yaml"
     f.write_text(text)
@@ -126,6 +132,7 @@ def test_a_broken_default_config_stops_snakemake_naming_file_and_line(tmp_path):
 
 
 # --- data --------------------------------------------------------------------------------------------
+
 
 def _tar_gz(path, files: dict[str, bytes]):
     with tarfile.open(path, "w:gz") as tf:
@@ -187,23 +194,39 @@ def test_noise_table_paths_are_relative_to_the_working_directory(tmp_path, monke
 
 # --- a second attempt at a cell while the first still runs -------------------------------------
 
+
 def test_a_second_attempt_at_a_running_cell_stops_at_once(tmp_path):
     from edgeasr.atomic import HeldElsewhere
     from edgeasr.infer_job import run_infer_job
 
     cell = tmp_path / "results/cells/m/transformers/fp32/clean"
     cell.mkdir(parents=True)
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import time
         from edgeasr.atomic import exclusive
-        with exclusive({str(cell / '.infer.lock')!r}, 'cell'):
+        with exclusive({str(cell / ".infer.lock")!r}, 'cell'):
             print('held', flush=True)
             time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
-        outputs = {k: str(cell / n) for k, n in (("cell", "cell.json"), ("transcripts", "transcripts.csv"),
-                                                  ("power_log", "power.log"), ("markers", "power_markers.jsonl"))}
+        outputs = {
+            k: str(cell / n)
+            for k, n in (
+                ("cell", "cell.json"),
+                ("transcripts", "transcripts.csv"),
+                ("power_log", "power.log"),
+                ("markers", "power_markers.jsonl"),
+            )
+        }
         t0 = time.monotonic()
         with pytest.raises(HeldElsewhere, match=f"pid {holder.pid}"):
             run_infer_job({}, {}, outputs, {}, {}, 1)
@@ -231,14 +254,33 @@ def test_an_attempt_writes_its_own_power_files(tmp_path, monkeypatch, librispeec
     cell = tmp_path / "results/cells/m/transformers/fp32/clean"
     cell.mkdir(parents=True)
     (cell / "power_markers.jsonl").write_text(json.dumps({"event": "window_begin", "name": "transcribe"}) + "\n")
-    outputs = {k: str(cell / n) for k, n in (("cell", "cell.json"), ("transcripts", "transcripts.csv"),
-                                              ("power_log", "power.log"), ("markers", "power_markers.jsonl"))}
+    outputs = {
+        k: str(cell / n)
+        for k, n in (
+            ("cell", "cell.json"),
+            ("transcripts", "transcripts.csv"),
+            ("power_log", "power.log"),
+            ("markers", "power_markers.jsonl"),
+        )
+    }
     p = plan("transformers", "fp32", "cpu", family="ctc")
-    params = {"plan": p.__dict__, "family": "ctc", "batch_size": 1, "repeats": 1, "warmup_utterances": 0,
-              "on_failure": "record", "settings": {"device": "cpu", "threads": 1, "family": "ctc"}}
-    row = run_infer_job({"model": "m", "engine": "transformers", "precision": "fp32", "condition": "clean"},
-                        {"model": str(model), "noise": "noise.csv", "manifest": "manifest.csv"}, outputs, params,
-                        {"backend": "none", "interval_ms": 100, "idle_s": 0}, 1)
+    params = {
+        "plan": p.__dict__,
+        "family": "ctc",
+        "batch_size": 1,
+        "repeats": 1,
+        "warmup_utterances": 0,
+        "on_failure": "record",
+        "settings": {"device": "cpu", "threads": 1, "family": "ctc"},
+    }
+    row = run_infer_job(
+        {"model": "m", "engine": "transformers", "precision": "fp32", "condition": "clean"},
+        {"model": str(model), "noise": "noise.csv", "manifest": "manifest.csv"},
+        outputs,
+        params,
+        {"backend": "none", "interval_ms": 100, "idle_s": 0},
+        1,
+    )
     assert row["status"] == "ok", row["status_reason"]
     events = [json.loads(line)["event"] for line in (cell / "power_markers.jsonl").read_text().splitlines()]
     assert events.count("window_begin") == events.count("window_end") == events.count("meter_start") == 1

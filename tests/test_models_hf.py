@@ -1,11 +1,11 @@
 """Weights by Hugging Face id (from a cache laid out as huggingface_hub lays it, offline), failure records,
 CTC decoding, and the study's matrix planned offline."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from conftest import ROOT, dry_run_jobs
 from tiny_models import CTC_VOCAB, build_ctc, hf_cache_layout
 

@@ -1,9 +1,9 @@
 """Noise injection at set SNRs: every kind within 0.1 dB (measured independently on the written
 files against their clean sources), determinism, and the study's own uniform condition."""
+
 import hashlib
 
 import numpy as np
-import pandas as pd
 import pytest
 import soundfile as sf
 
@@ -21,7 +21,7 @@ def independent_snr(clean_path, noisy_path):
     c, _ = sf.read(clean_path, dtype="float64")
     n, _ = sf.read(noisy_path, dtype="float64")
     assert len(c) == len(n)
-    return 10 * np.log10(np.sum(c ** 2) / np.sum((n - c) ** 2))
+    return 10 * np.log10(np.sum(c**2) / np.sum((n - c) ** 2))
 
 
 @pytest.mark.parametrize("kind", ["white", "pink", "brown", "blue", "violet", "background"])
@@ -69,8 +69,17 @@ def test_same_seed_same_bytes_other_seed_other_bytes(manifest5, tmp_path):
 def test_seed_depends_on_condition_and_utterance():
     s = utterance_seed(1, "white_snr10", "u1")
     assert s == utterance_seed(1, "white_snr10", "u1")
-    assert len({s, utterance_seed(1, "white_snr5", "u1"), utterance_seed(1, "white_snr10", "u2"),
-                utterance_seed(2, "white_snr10", "u1")}) == 4
+    assert (
+        len(
+            {
+                s,
+                utterance_seed(1, "white_snr5", "u1"),
+                utterance_seed(1, "white_snr10", "u2"),
+                utterance_seed(2, "white_snr10", "u1"),
+            }
+        )
+        == 4
+    )
 
 
 def test_clean_condition_is_bit_exact(manifest5, tmp_path):
@@ -94,19 +103,19 @@ def test_study_uniform_condition_matches_the_study_files(librispeech_dir, paper_
         mine, _ = sf.read(ours.loc[r.utt_id, "audio_path"], dtype="float64")
         n = min(len(c), len(theirs))
         d_t, d_o = theirs[:n] - c[:n], mine - c
-        theirs_snr.append(10 * np.log10(np.mean(c[:n] ** 2) / np.mean(d_t ** 2)))
+        theirs_snr.append(10 * np.log10(np.mean(c[:n] ** 2) / np.mean(d_t**2)))
         ours_snr.append(ours.loc[r.utt_id, "measured_snr_db"])
-        theirs_rms.append(np.sqrt(np.mean(d_t ** 2)))
-        ours_rms.append(np.sqrt(np.mean(d_o ** 2)))
+        theirs_rms.append(np.sqrt(np.mean(d_t**2)))
+        ours_rms.append(np.sqrt(np.mean(d_o**2)))
         assert np.abs(d_o).max() <= 0.1 + 1 / 32768
         # the pattern: samples 3 mod 4 carry +-amplitude/2 (as in the study's files)
         assert np.mean(np.abs(np.abs(d_o[3::4]) - 0.05) < 2 / 32768) > 0.99
         assert np.mean(np.abs(np.abs(d_t[3::4]) - 0.05) < 0.001) > 0.99
     ours_snr, theirs_snr = np.array(ours_snr), np.array(theirs_snr)
-    assert np.abs(ours_snr - theirs_snr).max() < 0.1          # file by file
+    assert np.abs(ours_snr - theirs_snr).max() < 0.1  # file by file
     assert abs(np.median(ours_snr) - np.median(theirs_snr)) < 0.05
     assert abs(np.mean(ours_rms) / np.mean(theirs_rms) - 1) < 0.01
-    assert 0.7 < ours_snr.min() < 0.9 and 8.9 < ours_snr.max() < 9.2   # the study's 0.8 .. 9.0 dB
+    assert 0.7 < ours_snr.min() < 0.9 and 8.9 < ours_snr.max() < 9.2  # the study's 0.8 .. 9.0 dB
 
 
 def test_plain_uniform_noise_is_uniform(manifest5, tmp_path):
@@ -116,13 +125,21 @@ def test_plain_uniform_noise_is_uniform(manifest5, tmp_path):
     c, _ = sf.read(manifest5["audio_path"][0], dtype="float64")
     n, _ = sf.read(t["audio_path"][0], dtype="float64")
     d = n - c
-    assert np.sqrt(np.mean(d ** 2)) == pytest.approx(0.1 / np.sqrt(3), rel=0.02)
+    assert np.sqrt(np.mean(d**2)) == pytest.approx(0.1 / np.sqrt(3), rel=0.02)
 
 
 def test_condition_names_and_errors():
-    names = [c.name for c in expand_conditions([
-        {"kind": "clean"}, {"kind": "white", "snr_db": [10, 7.5, -5]}, {"kind": "brown", "snr_db": 0},
-        {"kind": "background", "name": "musan", "folder": "/x", "snr_db": [5]}])]
+    names = [
+        c.name
+        for c in expand_conditions(
+            [
+                {"kind": "clean"},
+                {"kind": "white", "snr_db": [10, 7.5, -5]},
+                {"kind": "brown", "snr_db": 0},
+                {"kind": "background", "name": "musan", "folder": "/x", "snr_db": [5]},
+            ]
+        )
+    ]
     assert names == ["clean", "white_snr10", "white_snr7.5", "white_snr-5", "brown_snr0", "musan_snr5"]
     with pytest.raises(NoiseError, match=r"noise.conditions\[0\].snr_db: 'ten' is not a number"):
         expand_conditions([{"kind": "white", "snr_db": ["ten"]}])

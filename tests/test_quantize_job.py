@@ -1,4 +1,5 @@
 """The quantize_model job's guards: a QAT training split may never hold a test utterance."""
+
 import copy
 
 import pandas as pd
@@ -10,8 +11,14 @@ from edgeasr.quantize_job import QuantizeError, spec_from_config, training_batch
 
 def test_config_refuses_a_training_split_overlapping_the_test_set(default_config):
     cfg = copy.deepcopy(default_config)
-    cfg["quantizers"] = {"gq3qat": {"method": "gq", "bits": 3, "mode": "qat",
-                                    "training": {"extracted_dir": "/data/LibriSpeech", "speakers": ["3752"]}}}
+    cfg["quantizers"] = {
+        "gq3qat": {
+            "method": "gq",
+            "bits": 3,
+            "mode": "qat",
+            "training": {"extracted_dir": "/data/LibriSpeech", "speakers": ["3752"]},
+        }
+    }
     with pytest.raises(ConfigError, match=r"quantizers.gq3qat.training: speakers \['3752'\] / chapters all overlap"):
         validate(cfg)
     cfg["quantizers"]["gq3qat"]["training"]["speakers"] = ["1272", "2428"]
@@ -30,7 +37,15 @@ def test_job_refuses_shared_utterances_even_when_ids_were_not_declared(librispee
 
 
 def test_spec_from_config_maps_keys():
-    s = spec_from_config({"method": "uniform", "bits": {"model.encoder.*": 4, "*": 6}, "per_channel": False,
-                          "seed": 3, "steps": 50, "skip": ["*embed*"]})
+    s = spec_from_config(
+        {
+            "method": "uniform",
+            "bits": {"model.encoder.*": 4, "*": 6},
+            "per_channel": False,
+            "seed": 3,
+            "steps": 50,
+            "skip": ["*embed*"],
+        }
+    )
     assert s.method == "uniform" and s.bits == {"model.encoder.*": 4, "*": 6} and not s.per_channel
     assert s.seed == 3 and s.steps == 50 and s.skip == ("*embed*",)

@@ -1,4 +1,5 @@
 """Whisper's English normalizer, jiwer counts, CER and the bootstrap interval."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,19 +7,23 @@ import pytest
 from edgeasr.scoring import bootstrap_wer, normalize, score
 
 
-@pytest.mark.parametrize("raw, norm", [
-    ("Mr. Smith's colour!", "mister smith is color"),  # the normalizer expands 's
-    ("CAPTAIN FRERE SAYS THAT THE SCENERY IS DELIGHTFUL", "captain frere says that the scenery is delightful"),
-    ("It cost twenty dollars.", "it cost $20"),
-    ("  [laughs] Hello, world  ", "hello world"),
-])
+@pytest.mark.parametrize(
+    "raw, norm",
+    [
+        ("Mr. Smith's colour!", "mister smith is color"),  # the normalizer expands 's
+        ("CAPTAIN FRERE SAYS THAT THE SCENERY IS DELIGHTFUL", "captain frere says that the scenery is delightful"),
+        ("It cost twenty dollars.", "it cost $20"),
+        ("  [laughs] Hello, world  ", "hello world"),
+    ],
+)
 def test_whisper_english_normalizer(raw, norm):
     assert normalize(raw) == norm
 
 
 def test_corpus_wer_counts_and_cer():
-    utts = pd.DataFrame({"reference": ["the cat sat", "on the mat", "hello"],
-                         "hypothesis": ["The cat sat.", "on a mat here", ""]})
+    utts = pd.DataFrame(
+        {"reference": ["the cat sat", "on the mat", "hello"], "hypothesis": ["The cat sat.", "on a mat here", ""]}
+    )
     m, scored = score(utts, samples=200, seed=1)
     assert (m["ref_words"], m["hits"], m["substitutions"], m["deletions"], m["insertions"]) == (7, 5, 1, 1, 1)
     assert m["wer_pct"] == pytest.approx(100 * 3 / 7)

@@ -1,11 +1,11 @@
 """The inference cells end to end with real Whisper tiny.en weights on a few real utterances, a cell
 forced to fail, unsupported cells, and dry runs proving incremental reruns."""
+
 import copy
 import json
 
 import pandas as pd
 import pytest
-
 from conftest import dry_run_jobs, mirror_config, run_snakemake
 
 pytestmark = pytest.mark.slow
@@ -18,10 +18,18 @@ def small_config(tmp_path):
     broken.mkdir(parents=True, exist_ok=True)
     (broken / "model.bin").write_bytes(b"\x00" * 64)  # not a CTranslate2 model: its cells must fail, not the run
     (broken / "config.json").write_text("{}")
-    cfg["models"]["broken"] = {"family": "whisper", "format": "ctranslate2", "engines": ["faster-whisper"],
-                               "source": {"local": str(broken)}}
-    cfg["matrix"] = {"models": ["whisper-tiny.en", "broken"], "engines": ["faster-whisper", "transformers"],
-                     "precisions": ["fp32", "fp16", "int8"], "conditions": "all"}
+    cfg["models"]["broken"] = {
+        "family": "whisper",
+        "format": "ctranslate2",
+        "engines": ["faster-whisper"],
+        "source": {"local": str(broken)},
+    }
+    cfg["matrix"] = {
+        "models": ["whisper-tiny.en", "broken"],
+        "engines": ["faster-whisper", "transformers"],
+        "precisions": ["fp32", "fp16", "int8"],
+        "conditions": "all",
+    }
     cfg["inference"] = {"device": "cpu", "threads": 2}
     cfg["energy"] = {"backend": "none"}
     return cfg
@@ -40,15 +48,36 @@ def test_cells_table(cells_run):
     df = pd.read_csv(wd / "results/tables/cells.csv")
     assert len(df) == 2 * 2 * 3 * 2  # models x engines x precisions x conditions, every cell listed
     status = df.groupby(["model", "status"]).size().to_dict()
-    assert status == {("whisper-tiny.en", "ok"): 8, ("whisper-tiny.en", "unsupported"): 4,
-                      ("broken", "failed"): 4, ("broken", "unsupported"): 8}
+    assert status == {
+        ("whisper-tiny.en", "ok"): 8,
+        ("whisper-tiny.en", "unsupported"): 4,
+        ("broken", "failed"): 4,
+        ("broken", "unsupported"): 8,
+    }
     ok = df[df.status == "ok"]
     assert ok["wer_pct"].between(0, 40).all(), ok[["engine", "precision", "condition", "wer_pct"]]
     clean = ok[ok.condition == "clean"]
     assert clean["wer_pct"].max() < 25
-    for col in ("load_s", "transcribe_s", "audio_s", "rtf", "rtfx", "peak_rss_mb", "param_bytes", "disk_bytes",
-                "threads", "cer_pct", "wer_ci_low_pct", "wer_ci_high_pct", "torch_version", "ctranslate2_version",
-                "cpu_model", "git_commit", "config_hash", "cell_config_hash"):
+    for col in (
+        "load_s",
+        "transcribe_s",
+        "audio_s",
+        "rtf",
+        "rtfx",
+        "peak_rss_mb",
+        "param_bytes",
+        "disk_bytes",
+        "threads",
+        "cer_pct",
+        "wer_ci_low_pct",
+        "wer_ci_high_pct",
+        "torch_version",
+        "ctranslate2_version",
+        "cpu_model",
+        "git_commit",
+        "config_hash",
+        "cell_config_hash",
+    ):
         assert ok[col].notna().all(), col
     assert (ok["n_utterances"] == 3).all() and (ok["device"] == "cpu").all()
     assert set(ok["compute_type"]) == {"float32", "int8_float32", "torch-dynamic-qint8"}

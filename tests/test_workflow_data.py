@@ -1,9 +1,9 @@
 """Workflow tests of the data and noise rules on the offline mirror (real LibriSpeech audio)."""
+
 import copy
 
 import pandas as pd
 import pytest
-
 from conftest import dry_run_jobs, mirror_config, run_snakemake
 
 
@@ -11,8 +11,9 @@ from conftest import dry_run_jobs, mirror_config, run_snakemake
 def data_run(tmp_path_factory):
     wd = tmp_path_factory.mktemp("wf_data")
     cfg = mirror_config()
-    targets = ["resources/dataset/manifest.csv"] + [f"resources/audio/{c}/noise.csv"
-                                                    for c in ("clean", "paper-uniform", "white_snr5")]
+    targets = ["resources/dataset/manifest.csv"] + [
+        f"resources/audio/{c}/noise.csv" for c in ("clean", "paper-uniform", "white_snr5")
+    ]
     run_snakemake(wd, cfg, "--cores", "2", *targets)
     return wd, cfg, targets
 

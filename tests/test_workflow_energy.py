@@ -2,6 +2,7 @@
 Orin-Nano-format lines of a known power), a real small inference cell (Whisper tiny.en, real audio),
 the separate parsing rule, and no logger left behind: after success, after a failed cell, and after
 the run is killed mid-cell."""
+
 import os
 import signal
 import subprocess
@@ -10,7 +11,6 @@ import time
 import pandas as pd
 import psutil
 import pytest
-
 from conftest import ROOT, mirror_config, run_snakemake, snakemake_cmd
 
 pytestmark = pytest.mark.slow
@@ -23,10 +23,15 @@ def fake_path(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "tegrastats").symlink_to(ROOT / "tests" / "tools" / "fake_tegrastats")
-    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}",
-               FAKE_TEGRASTATS_VDD_IN_MW=str(VDD_IN_W * 1000), FAKE_TEGRASTATS_CPU_GPU_CV_MW=str(CPU_GPU_CV_W * 1000),
-               FAKE_TEGRASTATS_SOC_MW=str(SOC_W * 1000), FAKE_TEGRASTATS_GPU_LOAD="60",
-               FAKE_TEGRASTATS_STATE_DIR=str(tmp_path / "state"))
+    env = dict(
+        os.environ,
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        FAKE_TEGRASTATS_VDD_IN_MW=str(VDD_IN_W * 1000),
+        FAKE_TEGRASTATS_CPU_GPU_CV_MW=str(CPU_GPU_CV_W * 1000),
+        FAKE_TEGRASTATS_SOC_MW=str(SOC_W * 1000),
+        FAKE_TEGRASTATS_GPU_LOAD="60",
+        FAKE_TEGRASTATS_STATE_DIR=str(tmp_path / "state"),
+    )
     return env
 
 
@@ -45,8 +50,12 @@ def energy_config(tmp_path, n=3):
     broken = tmp_path / "broken-model"
     broken.mkdir(exist_ok=True)
     (broken / "model.bin").write_bytes(b"\x00" * 64)
-    cfg["models"]["broken"] = {"family": "whisper", "format": "ctranslate2", "engines": ["faster-whisper"],
-                               "source": {"local": str(broken)}}
+    cfg["models"]["broken"] = {
+        "family": "whisper",
+        "format": "ctranslate2",
+        "engines": ["faster-whisper"],
+        "source": {"local": str(broken)},
+    }
     cfg["matrix"] = {"models": ["whisper-tiny.en", "broken"], "engines": ["faster-whisper"], "precisions": ["int8"]}
     cfg["inference"] = {"device": "cpu", "threads": 2, "repeats": 2}
     cfg["energy"] = {"backend": "tegrastats", "interval_ms": 100, "idle_s": 1.0}
@@ -80,8 +89,9 @@ def test_killing_the_run_mid_cell_leaves_no_logger(tmp_path, fake_path):
     cfg = energy_config(tmp_path, n=70)
     cfg["matrix"]["models"] = ["whisper-tiny.en"]
     cmd = snakemake_cmd(tmp_path, cfg, "--cores", "1", "results/tables/cells.csv")
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=fake_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=fake_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     cell = tmp_path / "results/cells/whisper-tiny.en/faster-whisper/int8/clean"
 
     def attempt_log():  # the running attempt writes its own log, moved onto power.log at the end

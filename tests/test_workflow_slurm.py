@@ -2,6 +2,7 @@
 through Snakemake's Slurm executor plugin and profiles/slurm: a reduced study (Whisper tiny.en,
 faster-whisper, int8, clean and white noise at 10 dB, 3 real utterances) whose every cell ran as a Slurm
 job, with the same WER as the same cells run locally."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,6 @@ import subprocess
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT, mirror_config, run_snakemake
 
 pytestmark = pytest.mark.slow
@@ -33,8 +33,12 @@ def slurm():
 def reduced_config():
     cfg = mirror_config(max_utterances=3)
     cfg["noise"]["conditions"] = [{"kind": "clean"}, {"kind": "white", "snr_db": [10]}]
-    cfg["matrix"] = {"models": ["whisper-tiny.en"], "engines": ["faster-whisper"], "precisions": ["int8"],
-                     "conditions": "all"}
+    cfg["matrix"] = {
+        "models": ["whisper-tiny.en"],
+        "engines": ["faster-whisper"],
+        "precisions": ["int8"],
+        "conditions": "all",
+    }
     cfg["inference"] = {"device": "cpu", "threads": 2}
     cfg["energy"] = {"backend": "none"}
     return cfg
@@ -44,12 +48,24 @@ def reduced_config():
 def slurm_and_local(slurm, tmp_path_factory):
     cfg = reduced_config()
     on_slurm = tmp_path_factory.mktemp("on_slurm")
-    p = run_snakemake(on_slurm, cfg, "results/tables/cells.csv", "--profile", str(ROOT / "profiles" / "slurm"),
-                      "--slurm-init-seconds-before-status-checks", "2", timeout=1500)
+    p = run_snakemake(
+        on_slurm,
+        cfg,
+        "results/tables/cells.csv",
+        "--profile",
+        str(ROOT / "profiles" / "slurm"),
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        timeout=1500,
+    )
     local = tmp_path_factory.mktemp("local")
     run_snakemake(local, cfg, "results/tables/cells.csv", "--cores", "2")
-    return (pd.read_csv(on_slurm / "results/tables/cells.csv"), pd.read_csv(local / "results/tables/cells.csv"),
-            p.stdout + p.stderr, on_slurm)
+    return (
+        pd.read_csv(on_slurm / "results/tables/cells.csv"),
+        pd.read_csv(local / "results/tables/cells.csv"),
+        p.stdout + p.stderr,
+        on_slurm,
+    )
 
 
 def test_every_cell_ran_as_a_slurm_job(slurm_and_local):

@@ -1,4 +1,5 @@
 """Atomic outputs: every file the workflow writes appears whole or not at all."""
+
 from __future__ import annotations
 
 import contextlib
@@ -116,11 +117,16 @@ def exclusive(lock_path: str | os.PathLike, what: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = lock_path.read_text().strip() or "unknown process"
-            raise HeldElsewhere(f"{what} is held by another attempt ({holder}), e.g. a job left running after "
-                                "Snakemake was killed; wait for it to end or stop it, then rerun") from None
+            raise HeldElsewhere(
+                f"{what} is held by another attempt ({holder}), e.g. a job left running after "
+                "Snakemake was killed; wait for it to end or stop it, then rerun"
+            ) from None
         os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
-                     f"{dt.datetime.now().isoformat(timespec='seconds')}".encode())
+        os.write(
+            fd,
+            f"pid {os.getpid()} on {socket.gethostname()} since "
+            f"{dt.datetime.now().isoformat(timespec='seconds')}".encode(),
+        )
         yield
     finally:
         os.close(fd)

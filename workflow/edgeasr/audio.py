@@ -1,8 +1,8 @@
 """Reading, writing and resampling audio (soundfile + soxr; no torchaudio)."""
+
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import soundfile as sf

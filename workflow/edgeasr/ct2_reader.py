@@ -4,6 +4,7 @@ CTranslate2 keeps the weights in the compute type it was asked for: float32/floa
 float variables; int8_<float> quantizes the 2-D linear weights to int8 with one float32 scale per
 output row and keeps the rest (embeddings, norms, biases, conv front-end) in <float>.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,7 +20,11 @@ def _shapes(model_dir: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
     m = read_ct2_model_bin(Path(model_dir) / "model.bin")
     out = []
     for name, arr in m.variables.items():
-        if name.endswith("_scale") or arr.ndim == 0 or m.dtypes[name] not in ("float32", "float16", "bfloat16", "int8", "int16"):
+        if (
+            name.endswith("_scale")
+            or arr.ndim == 0
+            or m.dtypes[name] not in ("float32", "float16", "bfloat16", "int8", "int16")
+        ):
             continue
         if arr.size <= 1:
             continue  # scalars such as num_heads

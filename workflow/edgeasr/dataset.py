@@ -3,6 +3,7 @@
 LibriSpeech layout: ``<root>/.../<speaker>/<chapter>/<speaker>-<chapter>.trans.txt`` with one line
 ``<utt_id> <TRANSCRIPT>`` per utterance and audio ``<utt_id>.flac`` beside it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,8 +20,20 @@ from .audio import TARGET_SR, AudioError, read_audio, to_mono_16k, write_audio
 log = logging.getLogger(__name__)
 
 AUDIO_EXTS = (".flac", ".wav", ".ogg", ".mp3")
-MANIFEST_COLUMNS = ["utt_id", "speaker", "chapter", "audio_path", "duration_s", "sample_rate",
-                    "source_path", "source_sample_rate", "source_channels", "resampled", "n_words", "reference"]
+MANIFEST_COLUMNS = [
+    "utt_id",
+    "speaker",
+    "chapter",
+    "audio_path",
+    "duration_s",
+    "sample_rate",
+    "source_path",
+    "source_sample_rate",
+    "source_channels",
+    "resampled",
+    "n_words",
+    "reference",
+]
 
 
 class DatasetError(RuntimeError):
@@ -46,9 +59,14 @@ def find_transcripts(root: str | os.PathLike) -> list[Path]:
     return sorted(root.rglob("*.trans.txt"))
 
 
-def build_manifest(root: str | os.PathLike, selection: Selection, *, on_error: str = "error",
-                   resample_dir: str | os.PathLike | None = None, record_dir: str | os.PathLike | None = None
-                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_manifest(
+    root: str | os.PathLike,
+    selection: Selection,
+    *,
+    on_error: str = "error",
+    resample_dir: str | os.PathLike | None = None,
+    record_dir: str | os.PathLike | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (manifest, skipped). ``on_error``: ``error`` stops at the first bad item, ``skip`` records it.
 
     Bad items: unreadable/corrupt audio, a transcript line without audio, audio without a transcript line.
@@ -115,17 +133,27 @@ def build_manifest(root: str | os.PathLike, selection: Selection, *, on_error: s
                     raise
                 bad(path, utt, f"unreadable or corrupt audio ({e})")
                 continue
-            rows.append({
-                "utt_id": utt, "speaker": speaker, "chapter": chapter,
-                "audio_path": workdir_path(out_path), "duration_s": round(duration, 6),
-                "sample_rate": TARGET_SR, "source_path": workdir_path(path),
-                "source_sample_rate": src_sr, "source_channels": src_ch, "resampled": resampled,
-                "n_words": len(refs[utt].split()), "reference": refs[utt],
-            })
+            rows.append(
+                {
+                    "utt_id": utt,
+                    "speaker": speaker,
+                    "chapter": chapter,
+                    "audio_path": workdir_path(out_path),
+                    "duration_s": round(duration, 6),
+                    "sample_rate": TARGET_SR,
+                    "source_path": workdir_path(path),
+                    "source_sample_rate": src_sr,
+                    "source_channels": src_ch,
+                    "resampled": resampled,
+                    "n_words": len(refs[utt].split()),
+                    "reference": refs[utt],
+                }
+            )
     if not matched_any:
         raise DatasetError(
             f"no speaker/chapter under {root} matches dataset.subset (speakers={selection.speakers}, "
-            f"chapters={selection.chapters})")
+            f"chapters={selection.chapters})"
+        )
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("utt_id", kind="stable")
     if selection.max_utterances:
         manifest = manifest.head(int(selection.max_utterances))
@@ -148,5 +176,8 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def summary(manifest: pd.DataFrame) -> dict:
-    return {"utterances": int(len(manifest)), "words": int(manifest["n_words"].sum()),
-            "audio_s": round(float(manifest["duration_s"].sum()), 1)}
+    return {
+        "utterances": int(len(manifest)),
+        "words": int(manifest["n_words"].sum()),
+        "audio_s": round(float(manifest["duration_s"].sum()), 1),
+    }

@@ -4,12 +4,12 @@ Sources are tried in order (``dataset.sources`` in the config). A checksum misma
 the partial file and names both sums; an unreachable URL says how to point the config at a
 mirror or at an already-extracted folder.
 """
+
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
-import shutil
 import tarfile
 import time
 import urllib.error
@@ -106,8 +106,9 @@ def _open_url(url: str, timeout: float):
     return urllib.request.urlopen(req, timeout=timeout)
 
 
-def download(url: str, dest: str | os.PathLike, checksum: str | None, *, timeout: float = 60.0,
-             progress_stream=None) -> Path:
+def download(
+    url: str, dest: str | os.PathLike, checksum: str | None, *, timeout: float = 60.0, progress_stream=None
+) -> Path:
     """Stream ``url`` to ``dest``, verify ``checksum`` and only then move it into place.
 
     ``file://`` URLs work (an offline mirror is one config value). On any failure the partial file
@@ -122,8 +123,10 @@ def download(url: str, dest: str | os.PathLike, checksum: str | None, *, timeout
         stream = sys.stderr
     if not checksum or str(checksum).strip().lower() == NO_CHECKSUM:
         expected = None
-        stream.write(f"WARNING: {url} is NOT VERIFIED (checksum: {checksum!r}); anything served there is used. "
-                     "Give dataset.sources[].checksum as 'sha256:<hex>' to verify it.\n")
+        stream.write(
+            f"WARNING: {url} is NOT VERIFIED (checksum: {checksum!r}); anything served there is used. "
+            "Give dataset.sources[].checksum as 'sha256:<hex>' to verify it.\n"
+        )
         log.warning("download of %s is not verified (checksum %r)", url, checksum)
     else:
         expected = Checksum.parse(checksum)
@@ -169,8 +172,9 @@ def download(url: str, dest: str | os.PathLike, checksum: str | None, *, timeout
         raise
 
 
-def download_first(sources: list[dict], dest: str | os.PathLike, *, timeout: float = 60.0,
-                   progress_stream=None) -> dict:
+def download_first(
+    sources: list[dict], dest: str | os.PathLike, *, timeout: float = 60.0, progress_stream=None
+) -> dict:
     """Try each ``{url, checksum}`` in order; return the one that worked. Errors name every URL tried."""
     errors = []
     for src in sources:
@@ -192,8 +196,13 @@ def _is_within(base: Path, target: Path) -> bool:
         return False
 
 
-def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *, max_bytes: int = MAX_EXTRACT_BYTES,
-                 max_members: int = MAX_EXTRACT_MEMBERS) -> list[str]:
+def safe_extract(
+    archive: str | os.PathLike,
+    dest: str | os.PathLike,
+    *,
+    max_bytes: int = MAX_EXTRACT_BYTES,
+    max_members: int = MAX_EXTRACT_MEMBERS,
+) -> list[str]:
     """Extract a .tar(.gz/.bz2/.xz) or .zip archive into ``dest`` refusing anything that would escape it.
 
     Absolute paths, ``..`` components, links pointing outside ``dest``, device files and FIFOs
@@ -215,17 +224,22 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *, max_byt
         raise DownloadError(
             f"archive {archive} is damaged or truncated ({type(e).__name__}: {e or 'unexpected end of data'}); "
             "delete it and download it again (snakemake --forcerun download_dataset), or check the mirror it "
-            "came from") from e
+            "came from"
+        ) from e
 
 
 def _check_totals(archive: Path, sizes: list[int], max_bytes: int, max_members: int) -> None:
     if len(sizes) > max_members:
-        raise DownloadError(f"archive {archive} holds {len(sizes)} members, more than the limit {max_members} "
-                            "(dataset.max_extract_members); refusing to extract")
+        raise DownloadError(
+            f"archive {archive} holds {len(sizes)} members, more than the limit {max_members} "
+            "(dataset.max_extract_members); refusing to extract"
+        )
     total = sum(sizes)
     if total > max_bytes:
-        raise DownloadError(f"archive {archive} would unpack to {total / 1e9:.2f} GB, more than the limit "
-                            f"{max_bytes / 1e9:.2f} GB (dataset.max_extract_bytes); refusing to extract")
+        raise DownloadError(
+            f"archive {archive} would unpack to {total / 1e9:.2f} GB, more than the limit "
+            f"{max_bytes / 1e9:.2f} GB (dataset.max_extract_bytes); refusing to extract"
+        )
 
 
 def _safe_extract(archive: Path, dest: Path, max_bytes: int, max_members: int) -> list[str]:
@@ -247,7 +261,9 @@ def _safe_extract(archive: Path, dest: Path, max_bytes: int, max_members: int) -
                 check_name(info.filename)
                 mode = (info.external_attr >> 16) & 0o170000
                 if mode == 0o120000:
-                    raise DownloadError(f"archive {archive} holds a symbolic link {info.filename!r}; refusing to extract")
+                    raise DownloadError(
+                        f"archive {archive} holds a symbolic link {info.filename!r}; refusing to extract"
+                    )
                 names.append(info.filename)
             zf.extractall(dest)
         return names
@@ -265,7 +281,8 @@ def _safe_extract(archive: Path, dest: Path, max_bytes: int, max_members: int) -
                 target = (dest / PurePosixPath(m.name).parent / link) if m.issym() else dest / link
                 if PurePosixPath(link).is_absolute() or not _is_within(dest, target):
                     raise DownloadError(
-                        f"unsafe link in archive {archive}: {m.name!r} -> {link!r} points outside {dest}")
+                        f"unsafe link in archive {archive}: {m.name!r} -> {link!r} points outside {dest}"
+                    )
             elif not (m.isfile() or m.isdir()):
                 raise DownloadError(f"archive {archive} holds a special file {m.name!r}; refusing to extract")
             names.append(m.name)

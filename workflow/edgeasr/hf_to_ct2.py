@@ -1,4 +1,5 @@
 """transformers Whisper checkpoint -> CTranslate2 model (for faster-whisper), with CTranslate2's own converter."""
+
 from __future__ import annotations
 
 import shutil
@@ -19,7 +20,8 @@ def convert_transformers_to_ct2(hf_dir, out_dir, quantization: str = "float32") 
     hf_dir, out_dir = Path(hf_dir), Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         conv = ctranslate2.converters.TransformersConverter(
-            str(hf_dir), copy_files=[f for f in ("tokenizer.json", "preprocessor_config.json") if (hf_dir / f).exists()])
+            str(hf_dir), copy_files=[f for f in ("tokenizer.json", "preprocessor_config.json") if (hf_dir / f).exists()]
+        )
         shutil.rmtree(tmp)  # the converter wants to create the folder itself
         conv.convert(str(tmp), quantization=quantization, force=True)
     return {"from": str(hf_dir), "quantization": quantization, "ctranslate2": ctranslate2.__version__}

@@ -1,4 +1,5 @@
 """The inference job behind the ``infer`` rule: one cell, its power window, its outputs."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -27,8 +28,10 @@ def run_infer_job(wildcards: dict, inputs: dict, outputs: dict, cell: dict, ener
     log and markers under names of its own, moved into place at the end."""
     cell_dir = Path(outputs["cell"]).parent
     with exclusive(cell_dir / ".infer.lock", f"cell {cell_dir}"):
-        own = {k: Path(outputs[k]).with_name(f".{Path(outputs[k]).name}.attempt-{os.getpid()}")
-               for k in ("power_log", "markers")}
+        own = {
+            k: Path(outputs[k]).with_name(f".{Path(outputs[k]).name}.attempt-{os.getpid()}")
+            for k in ("power_log", "markers")
+        }
         try:
             row = _run(wildcards, inputs, {**outputs, **{k: str(v) for k, v in own.items()}}, cell, energy, threads)
             for k, tmp in own.items():
@@ -49,13 +52,25 @@ def _run(wildcards: dict, inputs: dict, outputs: dict, cell: dict, energy: dict,
     # so the configured count is still right for the machine; the table records both numbers.
     configured = int(s.get("threads") or threads)
     if int(threads) < configured:
-        log.warning("Snakemake gave this job %s thread(s) (--cores); the engine uses inference.threads = %s. "
-                    "Use --cores >= %s so that no other job shares those cores.", threads, configured, configured)
+        log.warning(
+            "Snakemake gave this job %s thread(s) (--cores); the engine uses inference.threads = %s. "
+            "Use --cores >= %s so that no other job shares those cores.",
+            threads,
+            configured,
+            configured,
+        )
     s["threads"] = configured
     settings = EngineSettings(**s)
-    spec = CellSpec(model=wildcards["model"], engine=wildcards["engine"], precision=wildcards["precision"],
-                    condition=wildcards["condition"], family=cell["family"], batch_size=int(cell["batch_size"]),
-                    repeats=int(cell["repeats"]), warmup_utterances=int(cell["warmup_utterances"]))
+    spec = CellSpec(
+        model=wildcards["model"],
+        engine=wildcards["engine"],
+        precision=wildcards["precision"],
+        condition=wildcards["condition"],
+        family=cell["family"],
+        batch_size=int(cell["batch_size"]),
+        repeats=int(cell["repeats"]),
+        warmup_utterances=int(cell["warmup_utterances"]),
+    )
     data = load_inputs(inputs["noise"], inputs["manifest"])
     started = dt.datetime.now(dt.timezone.utc)
     failure = model_failure(inputs["model"])
@@ -64,31 +79,40 @@ def _run(wildcards: dict, inputs: dict, outputs: dict, cell: dict, energy: dict,
         for p in (outputs["power_log"], outputs["markers"]):
             write_text(p, "")
         return _finish(row, utts, wildcards, inputs, outputs, cell, energy, threads, started, settings)
-    meter = make_meter(energy["backend"], log_path=Path(outputs["power_log"]), markers_path=Path(outputs["markers"]),
-                       interval_ms=int(energy["interval_ms"]), idle_s=float(energy["idle_s"]),
-                       use_sudo=bool(energy.get("sudo", False)), tegrastats_path=energy.get("tegrastats_path"))
+    meter = make_meter(
+        energy["backend"],
+        log_path=Path(outputs["power_log"]),
+        markers_path=Path(outputs["markers"]),
+        interval_ms=int(energy["interval_ms"]),
+        idle_s=float(energy["idle_s"]),
+        use_sudo=bool(energy.get("sudo", False)),
+        tegrastats_path=energy.get("tegrastats_path"),
+    )
 
     def hook(event: str, name: str) -> None:
         (meter.begin_window if event == "begin" else meter.end_window)(name)
 
     with meter:
-        row, utts = run_cell(spec, inputs["model"], plan, settings, data, window_hook=hook,
-                             packed_path=inputs.get("packed"))
+        row, utts = run_cell(
+            spec, inputs["model"], plan, settings, data, window_hook=hook, packed_path=inputs.get("packed")
+        )
     return _finish(row, utts, wildcards, inputs, outputs, cell, energy, threads, started, settings)
 
 
 def _finish(row, utts, wildcards, inputs, outputs, cell, energy, threads, started, settings) -> dict:
     """Provenance, the on_failure policy, and the cell's files."""
-    row.update({
-        "energy_backend": energy["backend"],
-        "disk_bytes": dir_bytes(inputs["packed"]) if inputs.get("packed") else dir_bytes(inputs["model"]),
-        "job_threads": int(threads),
-        "cell_config_hash": stable_hash({"cell": cell, "energy": energy}),
-        "started_utc": started.isoformat(timespec="seconds"),
-        "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        **provenance(settings.device),
-        **row_provenance(inputs["model"]),
-    })
+    row.update(
+        {
+            "energy_backend": energy["backend"],
+            "disk_bytes": dir_bytes(inputs["packed"]) if inputs.get("packed") else dir_bytes(inputs["model"]),
+            "job_threads": int(threads),
+            "cell_config_hash": stable_hash({"cell": cell, "energy": energy}),
+            "started_utc": started.isoformat(timespec="seconds"),
+            "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            **provenance(settings.device),
+            **row_provenance(inputs["model"]),
+        }
+    )
     if inputs.get("packed_report"):
         import json
 

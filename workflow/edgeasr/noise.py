@@ -20,6 +20,7 @@ SNR is computed after the file format's quantization and recorded per utterance.
 Randomness: each utterance's generator is seeded from (seed, condition name, utterance id), so
 reruns write the same bytes and adding a condition changes nothing in the others.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,8 +43,21 @@ COLOUR_DECAY_DB_PER_OCTAVE = {"pink": -3.01, "brown": -6.02, "blue": 3.01, "viol
 SNR_KINDS = ("white", *COLOUR_DECAY_DB_PER_OCTAVE, "background")
 KINDS = ("clean", *SNR_KINDS, "uniform")
 CONDITION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
-NOISE_TABLE_COLUMNS = ["utt_id", "condition", "noise_kind", "target_snr_db", "measured_snr_db", "noise_amplitude",
-                       "seed", "clipped_samples", "n_samples", "audio_path", "format", "subtype", "generator"]
+NOISE_TABLE_COLUMNS = [
+    "utt_id",
+    "condition",
+    "noise_kind",
+    "target_snr_db",
+    "measured_snr_db",
+    "noise_amplitude",
+    "seed",
+    "clipped_samples",
+    "n_samples",
+    "audio_path",
+    "format",
+    "subtype",
+    "generator",
+]
 
 
 class NoiseError(ValueError):
@@ -64,8 +78,14 @@ class Condition:
 
     def as_params(self) -> dict:
         """The condition's settings as plain values (Snakemake ``params``: a change reruns this job)."""
-        return {"name": self.name, "kind": self.kind, "snr_db": self.snr_db, "amplitude": self.amplitude,
-                "folder": self.folder, "every_4th_half": self.every_4th_half}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "snr_db": self.snr_db,
+            "amplitude": self.amplitude,
+            "folder": self.folder,
+            "every_4th_half": self.every_4th_half,
+        }
 
 
 def fmt_num(x: float) -> str:
@@ -93,8 +113,14 @@ def expand_conditions(entries: list[dict]) -> list[Condition]:
             amp = float(e.get("amplitude", 0.1))
             if not 0 < amp <= 1:
                 raise NoiseError(f"{where}.amplitude: {amp} must be in (0, 1] (full scale)")
-            out.append(Condition(name or f"uniform_amp{fmt_num(amp)}", "uniform", amplitude=amp,
-                                 every_4th_half=bool(e.get("every_4th_half", False))))
+            out.append(
+                Condition(
+                    name or f"uniform_amp{fmt_num(amp)}",
+                    "uniform",
+                    amplitude=amp,
+                    every_4th_half=bool(e.get("every_4th_half", False)),
+                )
+            )
         else:
             snrs = e.get("snr_db")
             if snrs is None:
@@ -163,15 +189,14 @@ def make_noise(clean: np.ndarray, cond: Condition, seed: int, sr: int = TARGET_S
     transform = transform or _audiomentations_transform(cond)
     noisy = transform(samples=clean.astype(np.float32), sample_rate=sr).astype(np.float64)
     noise = noisy - clean.astype(np.float32).astype(np.float64)
-    p_clean, p_noise = float(np.mean(clean ** 2)), float(np.mean(noise ** 2))
+    p_clean, p_noise = float(np.mean(clean**2)), float(np.mean(noise**2))
     if p_noise == 0.0 or p_clean == 0.0:
         raise NoiseError("cannot set an SNR on silent audio or silent noise")
     # set the realised level so that P_clean / P_noise is exactly the target
     return noise * math.sqrt(p_clean / (p_noise * 10 ** (cond.snr_db / 10)))
 
 
-def apply_condition(clean: np.ndarray, cond: Condition, seed: int, fmt: str, transform=None
-                    ) -> tuple[np.ndarray, dict]:
+def apply_condition(clean: np.ndarray, cond: Condition, seed: int, fmt: str, transform=None) -> tuple[np.ndarray, dict]:
     """Return (samples as they will read back from ``fmt``, per-utterance stats)."""
     noise = make_noise(clean, cond, seed, transform=transform)
     noisy = clean + noise
@@ -186,8 +211,15 @@ def apply_condition(clean: np.ndarray, cond: Condition, seed: int, fmt: str, tra
     return out, stats
 
 
-def run_condition(manifest: pd.DataFrame, cond: Condition, out_dir: str | Path, seed: int, fmt: str = "flac",
-                  max_snr_error_db: float = 0.1, record_dir: str | Path | None = None) -> pd.DataFrame:
+def run_condition(
+    manifest: pd.DataFrame,
+    cond: Condition,
+    out_dir: str | Path,
+    seed: int,
+    fmt: str = "flac",
+    max_snr_error_db: float = 0.1,
+    record_dir: str | Path | None = None,
+) -> pd.DataFrame:
     """Write the noisy copy of every utterance of ``manifest`` into ``out_dir``; return the per-utterance table.
 
     ``record_dir``: the folder the table names as the files' place (the final folder when ``out_dir``
@@ -214,14 +246,25 @@ def run_condition(manifest: pd.DataFrame, cond: Condition, out_dir: str | Path, 
             raise NoiseError(
                 f"{path}: measured SNR {stats['measured_snr_db']:.3f} dB misses the target {cond.snr_db} dB by more "
                 f"than {max_snr_error_db} dB ({stats['clipped_samples']} clipped samples); lower the noise level or "
-                "use noise.format: wav-float")
-        rows.append({
-            "utt_id": r.utt_id, "condition": cond.name, "noise_kind": cond.kind, "target_snr_db": cond.snr_db,
-            "measured_snr_db": stats["measured_snr_db"], "noise_amplitude": cond.amplitude, "seed": s,
-            "clipped_samples": stats["clipped_samples"], "n_samples": len(noisy),
-            "audio_path": workdir_path(Path(record_dir or out_dir) / path.name),
-            "format": FORMATS[fmt][0], "subtype": FORMATS[fmt][1], "generator": _generator_name(cond),
-        })
+                "use noise.format: wav-float"
+            )
+        rows.append(
+            {
+                "utt_id": r.utt_id,
+                "condition": cond.name,
+                "noise_kind": cond.kind,
+                "target_snr_db": cond.snr_db,
+                "measured_snr_db": stats["measured_snr_db"],
+                "noise_amplitude": cond.amplitude,
+                "seed": s,
+                "clipped_samples": stats["clipped_samples"],
+                "n_samples": len(noisy),
+                "audio_path": workdir_path(Path(record_dir or out_dir) / path.name),
+                "format": FORMATS[fmt][0],
+                "subtype": FORMATS[fmt][1],
+                "generator": _generator_name(cond),
+            }
+        )
     return pd.DataFrame(rows, columns=NOISE_TABLE_COLUMNS)
 
 

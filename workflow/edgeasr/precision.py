@@ -6,6 +6,7 @@ Built-in precisions: ``fp32``, ``fp16``, ``bf16``, ``int8``. Quantizers configur
 A combination an engine cannot run on a device is found before any job starts
 (:func:`support`): it is not scheduled and the results table lists it as unsupported with the reason.
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,9 +25,9 @@ class Plan:
 
     supported: bool
     reason: str = ""
-    compute_type: str = ""       # CT2 compute type, or torch dtype name, or quantizer description
-    torch_dtype: str = ""        # transformers engine: torch dtype of the float compute
-    method: str = "native"       # native | dynamic-int8 | torchao-int8 | gq | uniform
+    compute_type: str = ""  # CT2 compute type, or torch dtype name, or quantizer description
+    torch_dtype: str = ""  # transformers engine: torch dtype of the float compute
+    method: str = "native"  # native | dynamic-int8 | torchao-int8 | gq | uniform
     weight_bits: float = 32.0
 
 
@@ -37,8 +38,17 @@ def known_precisions(config: dict | None = None) -> set[str]:
     return names
 
 
+def _no_nvidia_device(dev="/dev", proc="/proc/driver/nvidia") -> bool:
+    """True when this machine plainly has no NVIDIA GPU (no device node, no driver, not a Jetson), so
+    that planning a run on a CPU machine never imports torch or CTranslate2 to find out."""
+    nodes = any(Path(dev).glob("nvidia[0-9]*")) or Path(dev, "nvidiactl").exists() or Path(proc).exists()
+    return not nodes and not is_jetson()
+
+
 @functools.lru_cache(maxsize=1)
 def _cuda_available() -> bool:
+    if _no_nvidia_device():
+        return False
     try:
         import ctranslate2
 
@@ -96,8 +106,11 @@ def plan(engine: str, precision: str, device: str, family: str = "whisper", quan
             return Plan(False, f"faster-whisper runs Whisper models only, not the {family} family")
         if precision in quantizers:
             q = quantizers[precision]
-            return Plan(False, f"{precision} ({q.get('method')}) is applied to transformers models; "
-                               "CTranslate2 has no sub-8-bit weights")
+            return Plan(
+                False,
+                f"{precision} ({q.get('method')}) is applied to transformers models; "
+                "CTranslate2 has no sub-8-bit weights",
+            )
         if precision == "fp32":
             return Plan(True, compute_type="float32", weight_bits=32)
         if precision == "fp16":
@@ -113,16 +126,19 @@ def plan(engine: str, precision: str, device: str, family: str = "whisper", quan
             return Plan(True, compute_type="bfloat16", weight_bits=16)
         if precision == "int8":
             # int8 weights; activations in float32 on CPU, float16 on GPU (what faster-whisper users run)
-            return Plan(True, compute_type="int8_float16" if gpu else "int8_float32", method="int8-weights",
-                        weight_bits=8)
+            return Plan(
+                True, compute_type="int8_float16" if gpu else "int8_float32", method="int8-weights", weight_bits=8
+            )
         return Plan(False, f"unknown precision {precision!r}")
     if engine == "transformers":
         if precision == "fp32":
             return Plan(True, compute_type="float32", torch_dtype="float32", weight_bits=32)
         if precision == "fp16":
             if not gpu:
-                return Plan(False, "transformers float16 on a CPU has no native kernels (torch emulates it "
-                                   "slowly); run fp16 on a GPU")
+                return Plan(
+                    False,
+                    "transformers float16 on a CPU has no native kernels (torch emulates it slowly); run fp16 on a GPU",
+                )
             return Plan(True, compute_type="float16", torch_dtype="float16", weight_bits=16)
         if precision == "bf16":
             if gpu:
@@ -132,15 +148,26 @@ def plan(engine: str, precision: str, device: str, family: str = "whisper", quan
             return Plan(True, compute_type="bfloat16", torch_dtype="bfloat16", weight_bits=16)
         if precision == "int8":
             if gpu:
-                return Plan(True, compute_type="torchao-int8-weight-only", torch_dtype="float16",
-                            method="torchao-int8", weight_bits=8)
-            return Plan(True, compute_type="torch-dynamic-qint8", torch_dtype="float32",
-                        method="dynamic-int8", weight_bits=8)
+                return Plan(
+                    True,
+                    compute_type="torchao-int8-weight-only",
+                    torch_dtype="float16",
+                    method="torchao-int8",
+                    weight_bits=8,
+                )
+            return Plan(
+                True, compute_type="torch-dynamic-qint8", torch_dtype="float32", method="dynamic-int8", weight_bits=8
+            )
         if precision in quantizers:
             q = quantizers[precision]
             bits = q.get("bits")
             wb = float(bits) if isinstance(bits, (int, float)) else float("nan")
-            return Plan(True, compute_type=f"{q.get('method')}-packed (float32 compute)", torch_dtype="float32",
-                        method=q.get("method", "gq"), weight_bits=wb)
+            return Plan(
+                True,
+                compute_type=f"{q.get('method')}-packed (float32 compute)",
+                torch_dtype="float32",
+                method=q.get("method", "gq"),
+                weight_bits=wb,
+            )
         return Plan(False, f"unknown precision {precision!r}")
     return Plan(False, f"unknown engine {engine!r}")

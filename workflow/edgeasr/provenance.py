@@ -1,4 +1,5 @@
 """Provenance of every row: versions, device, CPU/GPU model, git commit, host."""
+
 from __future__ import annotations
 
 import functools
@@ -9,8 +10,18 @@ import socket
 import subprocess
 from pathlib import Path
 
-PACKAGES = ("edgeasr", "torch", "transformers", "ctranslate2", "faster-whisper", "torchao", "numpy", "jiwer",
-            "audiomentations", "snakemake")
+PACKAGES = (
+    "edgeasr",
+    "torch",
+    "transformers",
+    "ctranslate2",
+    "faster-whisper",
+    "torchao",
+    "numpy",
+    "jiwer",
+    "audiomentations",
+    "snakemake",
+)
 
 
 def _version(dist: str) -> str:
@@ -60,16 +71,21 @@ def git_commit(repo: str | None = None) -> str:
         out = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         if out.returncode == 0:
             commit = out.stdout.strip()
-            dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
-                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
             return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         pass
     return "unknown"
 
 
-def jetson_state(release_file="/etc/nv_tegra_release", nvpmodel_status="/var/lib/nvpmodel/status",
-                 nvpmodel_conf="/etc/nvpmodel.conf") -> dict:
+def jetson_state(
+    release_file="/etc/nv_tegra_release", nvpmodel_status="/var/lib/nvpmodel/status", nvpmodel_conf="/etc/nvpmodel.conf"
+) -> dict:
     """The L4T release and the nvpmodel power mode of a Jetson (both readable without sudo); empty elsewhere.
 
     ``/etc/nv_tegra_release`` starts ``# R36 (release), REVISION: 4.3, ...``; nvpmodel's status file holds
@@ -123,8 +139,10 @@ def provenance(device: str) -> dict:
 def slurm_state(env=None) -> dict:
     """The Slurm job and node a job ran as, where it ran under Slurm (else empty strings)."""
     env = os.environ if env is None else env
-    return {"slurm_job_id": env.get("SLURM_JOB_ID", ""),
-            "slurm_node": env.get("SLURMD_NODENAME") or env.get("SLURM_JOB_NODELIST", "")}
+    return {
+        "slurm_job_id": env.get("SLURM_JOB_ID", ""),
+        "slurm_node": env.get("SLURMD_NODENAME") or env.get("SLURM_JOB_NODELIST", ""),
+    }
 
 
 def nvml_process_memory(pid: int | None = None) -> int | None:

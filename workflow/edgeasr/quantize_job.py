@@ -1,4 +1,5 @@
 """Build one packed sub-8-bit checkpoint per (model, quantizer): data-free or quantization-aware."""
+
 from __future__ import annotations
 
 import logging
@@ -17,8 +18,13 @@ class QuantizeError(ValueError):
 def spec_from_config(q: dict):
     from .gq import QuantSpec
 
-    kw = {"method": q["method"], "bits": q["bits"], "mu": q.get("mu", 255.0),
-          "per_channel": q.get("per_channel", True), "seed": q.get("seed", 0)}
+    kw = {
+        "method": q["method"],
+        "bits": q["bits"],
+        "mu": q.get("mu", 255.0),
+        "per_channel": q.get("per_channel", True),
+        "seed": q.get("seed", 0),
+    }
     if q.get("skip") is not None:
         kw["skip"] = tuple(q["skip"])
     if q.get("steps") is not None:
@@ -38,22 +44,26 @@ def _load_whisper(model_dir, threads: int):
 def training_batches(q: dict, processor, test_manifest, batch_size: int = 4):
     """(input_features, labels) batches of the training split; refuses any utterance of the test set."""
     import pandas as pd
-    import torch
 
     from .audio import read_audio
     from .dataset import Selection, build_manifest
 
     tr = q.get("training") or {}
-    man, _ = build_manifest(tr["extracted_dir"], Selection(tr.get("speakers", "all"), tr.get("chapters", "all"),
-                                                           tr.get("max_utterances")), on_error="skip")
+    man, _ = build_manifest(
+        tr["extracted_dir"],
+        Selection(tr.get("speakers", "all"), tr.get("chapters", "all"), tr.get("max_utterances")),
+        on_error="skip",
+    )
     test_ids = set(pd.read_csv(test_manifest, dtype={"utt_id": str})["utt_id"])
     shared = sorted(set(man["utt_id"]) & test_ids)
     if shared:
-        raise QuantizeError(f"the training split {tr['extracted_dir']} holds {len(shared)} test utterances "
-                            f"(e.g. {shared[:3]}); choose speakers/chapters that are not tested")
+        raise QuantizeError(
+            f"the training split {tr['extracted_dir']} holds {len(shared)} test utterances "
+            f"(e.g. {shared[:3]}); choose speakers/chapters that are not tested"
+        )
     batches = []
     for i in range(0, len(man), batch_size):
-        rows = man.iloc[i:i + batch_size]
+        rows = man.iloc[i : i + batch_size]
         audio = [read_audio(p)[0] for p in rows["audio_path"]]
         feats = processor.feature_extractor(audio, sampling_rate=16000, return_tensors="pt").input_features
         lab = processor.tokenizer([t.lower() for t in rows["reference"]], return_tensors="pt", padding=True)
@@ -62,8 +72,9 @@ def training_batches(q: dict, processor, test_manifest, batch_size: int = 4):
     return batches
 
 
-def quantize_checkpoint(model_dir, packed_path, report_path, q: dict, *, family: str = "whisper",
-                        test_manifest=None, threads: int = 1) -> dict:
+def quantize_checkpoint(
+    model_dir, packed_path, report_path, q: dict, *, family: str = "whisper", test_manifest=None, threads: int = 1
+) -> dict:
     from .gq import packed_size_report, qat_finetune, quantize_model, save_packed
 
     if family != "whisper":
@@ -79,14 +90,21 @@ def quantize_checkpoint(model_dir, packed_path, report_path, q: dict, *, family:
             feats, labels = batch
             return m(input_features=feats, labels=labels).loss
 
-        packed = qat_finetune(model, loss_fn, batches, spec, epochs=int(tr.get("epochs", 1)),
-                              lr=float(tr.get("lr", 1e-4)))
+        packed = qat_finetune(
+            model, loss_fn, batches, spec, epochs=int(tr.get("epochs", 1)), lr=float(tr.get("lr", 1e-4))
+        )
     else:
         packed = quantize_model(model, spec)
     fit_s = time.perf_counter() - t0
     with atomic_path(packed_path) as tmp:
         save_packed(packed, tmp)
-    report = {**packed_size_report(model, packed), "fit_s": fit_s, "method": q["method"],
-              "mode": q.get("mode", "data_free"), "bits": q["bits"], "bytes_on_disk": Path(packed_path).stat().st_size}
+    report = {
+        **packed_size_report(model, packed),
+        "fit_s": fit_s,
+        "method": q["method"],
+        "mode": q.get("mode", "data_free"),
+        "bits": q["bits"],
+        "bytes_on_disk": Path(packed_path).stat().st_size,
+    }
     write_json(report_path, report)
     return report

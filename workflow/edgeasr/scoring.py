@@ -1,4 +1,5 @@
 """Scoring: Whisper's English text normalizer, jiwer corpus WER / CER, seeded bootstrap intervals."""
+
 from __future__ import annotations
 
 import functools
@@ -49,8 +50,14 @@ def utterance_errors(ref_norm: list[str], hyp_norm: list[str]) -> pd.DataFrame:
     for r, h in zip(ref_norm, hyp_norm):
         c = _counts([r], [h])
         err = c["substitutions"] + c["deletions"] + c["insertions"]
-        rows.append({"ref_words": c["ref_words"], "errors": err, **{k: c[k] for k in ("substitutions", "deletions", "insertions")},
-                     "wer_pct": 100.0 * err / c["ref_words"] if c["ref_words"] else np.nan})
+        rows.append(
+            {
+                "ref_words": c["ref_words"],
+                "errors": err,
+                **{k: c[k] for k in ("substitutions", "deletions", "insertions")},
+                "wer_pct": 100.0 * err / c["ref_words"] if c["ref_words"] else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -65,8 +72,9 @@ def char_error_rate(ref_norm: list[str], hyp_norm: list[str]) -> float:
     return 100.0 * (o.substitutions + o.deletions + o.insertions) / n
 
 
-def bootstrap_wer(errors: np.ndarray, ref_words: np.ndarray, samples: int = 1000, seed: int = 0,
-                  confidence: float = 0.95) -> tuple[float, float]:
+def bootstrap_wer(
+    errors: np.ndarray, ref_words: np.ndarray, samples: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap of corpus WER over utterances (resampling whole utterances)."""
     errors, ref_words = np.asarray(errors, float), np.asarray(ref_words, float)
     n = len(errors)
@@ -80,8 +88,9 @@ def bootstrap_wer(errors: np.ndarray, ref_words: np.ndarray, samples: int = 1000
     return float(lo), float(hi)
 
 
-def score(utts: pd.DataFrame, *, samples: int = 1000, seed: int = 0, confidence: float = 0.95
-          ) -> tuple[dict, pd.DataFrame]:
+def score(
+    utts: pd.DataFrame, *, samples: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> tuple[dict, pd.DataFrame]:
     """Score a cell's utterance table (columns ``reference``, ``hypothesis``).
 
     Returns (cell metrics, utterance table with normalised texts and per-utterance errors).
@@ -96,7 +105,8 @@ def score(utts: pd.DataFrame, *, samples: int = 1000, seed: int = 0, confidence:
     lo, hi = bootstrap_wer(utts["errors"].to_numpy(), utts["ref_words"].to_numpy(), samples, seed, confidence)
     metrics = {
         "wer_pct": 100.0 * n_err / c["ref_words"] if c["ref_words"] else float("nan"),
-        "wer_ci_low_pct": lo, "wer_ci_high_pct": hi,
+        "wer_ci_low_pct": lo,
+        "wer_ci_high_pct": hi,
         "cer_pct": char_error_rate(list(utts["ref_norm"]), list(utts["hyp_norm"])),
         **c,
     }

@@ -1,4 +1,5 @@
 """Glue for the thin entry scripts in workflow/scripts: logging into the rule's log file."""
+
 from __future__ import annotations
 
 import contextlib

@@ -1,15 +1,17 @@
 # Config validation (before any job runs), the result matrix, and target lists built with expand().
+# Every function the rule files use lives here; the rule files hold rules only.
 import re
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the edgeasr package, also without pip install
-import edgeasr.config as ecfg  # noqa: E402
-from edgeasr.noise import expand_conditions  # noqa: E402
-from edgeasr.precision import plan as precision_plan, resolve_device  # noqa: E402
+import edgeasr.config as ecfg
+from edgeasr.energy import EnergyError, available_rails, resolve_backend
+from edgeasr.noise import expand_conditions
+from edgeasr.precision import Plan, plan as precision_plan, resolve_device
 
 SCHEMA = str(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 try:
@@ -28,6 +30,7 @@ ALL_CONDITIONS = {c.name: c for c in expand_conditions(config["noise"]["conditio
 DEVICE = resolve_device(config["inference"]["device"])
 QUANTIZERS = config.get("quantizers") or {}
 
+
 wildcard_constraints:
     model=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
     engine=r"faster-whisper|transformers",
@@ -38,8 +41,6 @@ wildcard_constraints:
 def cell_plan(model, engine, precision):
     m = config["models"][model]
     if "engines" in m and engine not in m["engines"]:
-        from edgeasr.precision import Plan
-
         return Plan(False, f"engine {engine} is not enabled for this model (models.{model}.engines: {m['engines']})")
     return precision_plan(engine, precision, DEVICE, family=m["family"], quantizers=QUANTIZERS)
 
@@ -58,6 +59,115 @@ RUN_CELLS, UNSUPPORTED_CELLS = matrix_cells()
 
 def noise_params(condition):
     return ALL_CONDITIONS[condition].as_params()
+
+
+def dataset_root(wildcards):
+    return [] if config["dataset"]["extracted_dir"] else rules.extract_dataset.output
+
+
+def model_cfg(model):
+    return config["models"][model]
+
+
+ENGINE_FORMAT = {"faster-whisper": "ctranslate2", "transformers": "transformers"}
+
+
+def model_dir(model, engine):
+    """The folder an engine loads: the source itself, or its conversion to the engine's format."""
+    need = ENGINE_FORMAT[engine]
+    if model_cfg(model)["format"] == need:
+        return f"resources/models/{model}/source"
+    return f"resources/models/{model}/converted-{need}"
+
+
+# One cell of the result matrix: its files, log and benchmark.
+CELL_ID = "{model}/{engine}/{precision}/{condition}"
+
+
+def cell_file(name):
+    return f"results/cells/{CELL_ID}/{name}"
+
+
+def cell_log(name):
+    return f"results/logs/cells/{CELL_ID}/{name}"
+
+
+def cell_benchmark(name):
+    return f"results/benchmarks/cells/{CELL_ID}/{name}"
+
+
+def _planning_only():
+    """True for `snakemake -n` (a plan needs no power sensor: a Jetson study can be planned anywhere)."""
+    if workflow.dryrun:
+        return True
+    flags = [a for a in sys.argv[1:] if a.startswith("-") and not a.startswith("--")]
+    return "--dry-run" in sys.argv or "--dryrun" in sys.argv or any("n" in f[1:] for f in flags if len(f) <= 4)
+
+
+ENERGY = config["energy"]
+TEGRASTATS = {"tegrastats_path": ENERGY["tegrastats_path"], "use_sudo": ENERGY["tegrastats_sudo"]}
+try:
+    ENERGY_BACKEND = resolve_backend(ENERGY["backend"], **TEGRASTATS)
+    if ENERGY["rails"] and ENERGY_BACKEND != "none" and RUN_CELLS and not _planning_only():
+        # a misspelt rail is found now, not after every cell has run: read the sensor's rails once
+        present = available_rails(ENERGY_BACKEND, **TEGRASTATS)
+        missing = [r for rail in ENERGY["rails"] for r in rail.split("+") if r.upper() not in present]
+        if missing:
+            raise EnergyError(
+                f"energy.rails: {missing} not among the rails this machine's {ENERGY_BACKEND} " f"reports: {present}"
+            )
+except EnergyError as e:
+    if not _planning_only():
+        msg = str(e) if str(e).startswith("energy.") else f"energy.backend: {e}"
+        raise WorkflowError(f"{msg} (set energy.backend: auto or none to run without it)") from None
+    ENERGY_BACKEND = ENERGY["backend"]
+    print(f"edgeasr: warning (dry run): {e}; a real run here would stop", file=sys.stderr)
+print(
+    f"edgeasr: device {DEVICE} (inference.device: {config['inference']['device']}), energy backend "
+    f"{ENERGY_BACKEND} (energy.backend: {config['energy']['backend']}), {len(RUN_CELLS)} cells to measure, "
+    f"{len(UNSUPPORTED_CELLS)} listed as unsupported",
+    file=sys.stderr,
+)
+
+
+def cell_params(wc):
+    """Everything this cell's measurement depends on, and nothing else (a change reruns only this cell)."""
+    m = model_cfg(wc.model)
+    inf = config["inference"]
+    return {
+        "family": m["family"],
+        "plan": asdict(cell_plan(wc.model, wc.engine, wc.precision)),
+        "settings": {
+            "device": DEVICE,
+            "threads": inf["threads"],
+            "language": m.get("language") or inf["language"],
+            "beam_size": m.get("options", {}).get("num_beams", inf["beam_size"]),
+            "max_new_tokens": m.get("options", {}).get("max_new_tokens", inf["max_new_tokens"]),
+            "family": m["family"],
+            "options": m.get("options", {}),
+        },
+        "batch_size": inf["batch_size"],
+        "repeats": inf["repeats"],
+        "warmup_utterances": inf["warmup_utterances"],
+        "on_failure": inf["on_failure"],
+        "quantizer": QUANTIZERS.get(wc.precision),
+    }
+
+
+def cell_inputs(wc):
+    inp = {
+        "model": model_dir(wc.model, wc.engine),
+        "noise": f"resources/audio/{wc.condition}/noise.csv",
+        "manifest": "resources/dataset/manifest.csv",
+    }
+    if wc.precision in QUANTIZERS:
+        inp["packed"] = f"resources/models/{wc.model}/quantized/{wc.precision}.gq"
+        inp["packed_report"] = f"resources/models/{wc.model}/quantized/{wc.precision}.json"
+    return inp
+
+
+def cell_files(name):
+    return [cell_file(name).format(**asdict(c)) for c, _ in RUN_CELLS]
 
 
 ALL_TARGETS = [

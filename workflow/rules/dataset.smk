@@ -4,13 +4,13 @@
 rule download_dataset:
     output:
         "resources/downloads/{dataset}.archive".format(dataset=config["dataset"]["name"]),
-    params:
-        sources=config["dataset"]["sources"],
-        timeout_s=config["dataset"]["download_timeout_s"],
     log:
         "results/logs/dataset/download.log",
     conda:
         "../../envs/edgeasr.yaml"
+    params:
+        sources=config["dataset"]["sources"],
+        timeout_s=config["dataset"]["download_timeout_s"],
     script:
         "../scripts/download_dataset.py"
 
@@ -20,19 +20,15 @@ rule extract_dataset:
         rules.download_dataset.output,
     output:
         directory("resources/dataset/extracted"),
-    params:
-        max_bytes=config["dataset"]["max_extract_bytes"],
-        max_members=config["dataset"]["max_extract_members"],
     log:
         "results/logs/dataset/extract.log",
     conda:
         "../../envs/edgeasr.yaml"
+    params:
+        max_bytes=config["dataset"]["max_extract_bytes"],
+        max_members=config["dataset"]["max_extract_members"],
     script:
         "../scripts/extract_dataset.py"
-
-
-def dataset_root(wildcards):
-    return [] if config["dataset"]["extracted_dir"] else rules.extract_dataset.output
 
 
 rule prepare_dataset:
@@ -42,13 +38,13 @@ rule prepare_dataset:
         manifest="resources/dataset/manifest.csv",
         skipped="resources/dataset/skipped.csv",
         resampled=directory("resources/dataset/resampled"),
-    params:
-        root=config["dataset"]["extracted_dir"],
-        subset=config["dataset"]["subset"],
-        on_error=config["dataset"]["on_error"],
     log:
         "results/logs/dataset/prepare.log",
     conda:
         "../../envs/edgeasr.yaml"
+    params:
+        root=config["dataset"]["extracted_dir"],
+        subset=config["dataset"]["subset"],
+        on_error=config["dataset"]["on_error"],
     script:
         "../scripts/prepare_dataset.py"

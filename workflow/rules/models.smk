@@ -1,32 +1,17 @@
 # Models: fetch each model's source once, convert it to the other engine's format when needed.
 
 
-def model_cfg(model):
-    return config["models"][model]
-
-
-ENGINE_FORMAT = {"faster-whisper": "ctranslate2", "transformers": "transformers"}
-
-
-def model_dir(model, engine):
-    """The folder an engine loads: the source itself, or its conversion to the engine's format."""
-    need = ENGINE_FORMAT[engine]
-    if model_cfg(model)["format"] == need:
-        return f"resources/models/{model}/source"
-    return f"resources/models/{model}/converted-{need}"
-
-
 rule fetch_model:
     output:
         directory("resources/models/{model}/source"),
-    params:
-        source=lambda wc: model_cfg(wc.model)["source"],
-        format=lambda wc: model_cfg(wc.model)["format"],
-        on_failure=config["inference"]["on_failure"],
     log:
         "results/logs/models/{model}/fetch.log",
     conda:
         "../../envs/edgeasr.yaml"
+    params:
+        source=lambda wc: model_cfg(wc.model)["source"],
+        format=lambda wc: model_cfg(wc.model)["format"],
+        on_failure=config["inference"]["on_failure"],
     script:
         "../scripts/fetch_model.py"
 
@@ -66,17 +51,17 @@ rule quantize_model:
     output:
         packed="resources/models/{model}/quantized/{precision}.gq",
         report="resources/models/{model}/quantized/{precision}.json",
-    wildcard_constraints:
-        precision="|".join(map(re.escape, QUANTIZERS)) or "(?!)",
-    params:
-        quantizer=lambda wc: QUANTIZERS[wc.precision],
-        family=lambda wc: model_cfg(wc.model)["family"],
-    threads: config["inference"]["threads"]
     log:
         "results/logs/models/{model}/quantize-{precision}.log",
     benchmark:
         "results/benchmarks/models/{model}/quantize-{precision}.tsv"
+    wildcard_constraints:
+        precision="|".join(map(re.escape, QUANTIZERS)) or "(?!)",
     conda:
         "../../envs/edgeasr.yaml"
+    threads: config["inference"]["threads"]
+    params:
+        quantizer=lambda wc: QUANTIZERS[wc.precision],
+        family=lambda wc: model_cfg(wc.model)["family"],
     script:
         "../scripts/quantize_model.py"

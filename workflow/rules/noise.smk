@@ -7,16 +7,16 @@ rule add_noise:
     output:
         audio=directory("resources/audio/{condition}/files"),
         table="resources/audio/{condition}/noise.csv",
-    params:
-        condition=lambda wc: noise_params(wc.condition),
-        seed=config["noise"]["seed"],
-        format=config["noise"]["format"],
-        max_snr_error_db=config["noise"]["max_snr_error_db"],
     log:
         "results/logs/noise/{condition}.log",
     benchmark:
         "results/benchmarks/noise/{condition}.tsv"
     conda:
         "../../envs/edgeasr.yaml"
+    params:
+        condition=lambda wc: noise_params(wc.condition),
+        seed=config["noise"]["seed"],
+        format=config["noise"]["format"],
+        max_snr_error_db=config["noise"]["max_snr_error_db"],
     script:
         "../scripts/add_noise.py"

@@ -6,6 +6,13 @@ from edgeasr.smk import job_log  # noqa: E402
 
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0]) as log:
-    report = quantize_checkpoint(sm.input.model, sm.output.packed, sm.output.report, dict(sm.params.quantizer),
-                                 family=sm.params.family, test_manifest=sm.input.manifest, threads=sm.threads)
+    report = quantize_checkpoint(
+        sm.input.model,
+        sm.output.packed,
+        sm.output.report,
+        dict(sm.params.quantizer),
+        family=sm.params.family,
+        test_manifest=sm.input.manifest,
+        threads=sm.threads,
+    )
     log.write(f"{sm.wildcards.model} {sm.wildcards.precision}: {report}\n")

@@ -12,6 +12,7 @@ is the meter's business) and treats SIGTERM as end-of-file.
 It also polls the owner's liveness (pid and start time) every 0.5 s, because a child
 forked by the owner (multiprocessing) inherits the pipe and may keep it open.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,7 @@ def _zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
-        return stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] in (b"Z", b"X")
+        return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] in (b"Z", b"X")
     except (OSError, ValueError):
         return True
 
@@ -102,8 +103,9 @@ def stop_loggers(logfile: str, pgid=None, stop_cmd=None, grace_s: float = 2.0, e
         pids = logger_pids(logfile, exclude)
     if pids and stop_cmd:
         try:
-            subprocess.run(stop_cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=10)
+            subprocess.run(
+                stop_cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10
+            )
         except Exception:
             pass
         pids = logger_pids(logfile, exclude)
@@ -120,13 +122,14 @@ def _starttime(pid: int):
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
-        return stat[stat.rindex(b")") + 2:].split()[19]
+        return stat[stat.rindex(b")") + 2 :].split()[19]
     except (OSError, ValueError, IndexError):
         return None
 
 
 def main(argv: list[str]) -> int:
     import select
+
     logfile = argv[1]
     owner = int(argv[2])
     stop_cmd = json.loads(argv[3]) if len(argv) > 3 and argv[3] else None
@@ -138,6 +141,7 @@ def main(argv: list[str]) -> int:
     def finish(*_):
         stop_loggers(logfile, pgid[0], stop_cmd, exclude=(owner,))
         os._exit(0)
+
     signal.signal(signal.SIGTERM, finish)
     fd = sys.stdin.fileno()
     buf = b""

@@ -4,6 +4,7 @@ Both functions treat the signal as piecewise linear between samples, which is th
 only assumption a sampled power log supports; window edges that fall between two
 samples are interpolated linearly.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,7 +36,8 @@ def _coverage(t: np.ndarray, v: np.ndarray, t0: float, t1: float, extrapolate: b
         raise EnergyError(
             f"window [{t0:.6f}, {t1:.6f}] is not covered by the samples "
             f"[{t[0]:.6f}, {t[-1]:.6f}] (missing {max(0.0, t[0] - t0):.3f} s before, "
-            f"{max(0.0, t1 - t[-1]):.3f} s after)")
+            f"{max(0.0, t1 - t[-1]):.3f} s after)"
+        )
     # hold the edge values (zero-order) outside the sampled range
     t = np.concatenate([[min(t0, t[0])], t, [max(t1, t[-1])]])
     v = np.concatenate([[v[0]], v, [v[-1]]])
@@ -83,9 +85,11 @@ def counter_delta(t_s, cumulative_j, t0: float, t1: float, *, extrapolate: bool 
     down = np.flatnonzero(np.diff(e) < 0)
     if down.size:
         i = int(down[0])
-        raise EnergyError(f"energy counter decreases at sample {i + 1} ({e[i]!r} -> {e[i + 1]!r} "
-                          f"at t={t[i + 1]!r}): it restarted or wrapped; join it with "
-                          f"stitch_restarts or unwrap_counter first")
+        raise EnergyError(
+            f"energy counter decreases at sample {i + 1} ({e[i]!r} -> {e[i + 1]!r} "
+            f"at t={t[i + 1]!r}): it restarted or wrapped; join it with "
+            f"stitch_restarts or unwrap_counter first"
+        )
     if t0 >= t[0] and t1 <= t[-1]:
         return float(np.interp(t1, t, e) - np.interp(t0, t, e))
     if not extrapolate or t.size < 2:
@@ -151,8 +155,9 @@ def stitch_restarts(t_s, raw) -> tuple[np.ndarray, list[tuple[int, float]]]:
     for k in restarts:
         near = [r for r in (rate(k - 2), rate(k)) if r is not None]
         if not near:
-            raise EnergyError(f"energy counter restarted at sample {k} with no neighbouring "
-                              f"interval to estimate the gap from")
+            raise EnergyError(
+                f"energy counter restarted at sample {k} with no neighbouring interval to estimate the gap from"
+            )
         d[k - 1] = float(np.mean(near)) * dt[k - 1]
         out.append((k, float(d[k - 1])))
     return np.concatenate([[0.0], np.cumsum(d)]), out

@@ -6,6 +6,7 @@ Events: ``meter_start`` (backend, interval_ms, idle_s, log_path, utc_offset_s, p
 ``window_begin`` / ``window_end`` (``name``), ``signal`` (``signum``), ``logger_stop``,
 ``meter_exit`` (``status``: ok, exception, interrupted, signal, error; ``orphans``).
 """
+
 from __future__ import annotations
 
 import json
@@ -50,9 +51,10 @@ def read_markers(path) -> list[dict]:
         except ValueError as e:
             if no == len(lines):  # the last line of a killed job may be truncated
                 import warnings
+
                 from .errors import EnergyWarning
-                warnings.warn(f"{path}: line {no}: truncated marker ignored", EnergyWarning,
-                              stacklevel=2)
+
+                warnings.warn(f"{path}: line {no}: truncated marker ignored", EnergyWarning, stacklevel=2)
                 continue
             raise EnergyError(f"markers file {path}: line {no} is not a marker: {e}") from None
         rec["_line"] = no
@@ -68,8 +70,10 @@ def find_windows(markers: list[dict], path="markers") -> dict[str, list[tuple[di
         if m["event"] == "window_begin":
             name = m.get("name", "")
             if name in open_:
-                raise EnergyError(f"{path}: line {m['_line']}: window {name!r} begun again "
-                                  f"before it ended (line {open_[name]['_line']})")
+                raise EnergyError(
+                    f"{path}: line {m['_line']}: window {name!r} begun again "
+                    f"before it ended (line {open_[name]['_line']})"
+                )
             open_[name] = m
         elif m["event"] == "window_end":
             name = m.get("name", "")
@@ -77,8 +81,9 @@ def find_windows(markers: list[dict], path="markers") -> dict[str, list[tuple[di
                 raise EnergyError(f"{path}: line {m['_line']}: window {name!r} ended but never begun")
             out.setdefault(name, []).append((open_.pop(name), m))
     for name, m in open_.items():
-        raise EnergyError(f"{path}: line {m['_line']}: window {name!r} was begun but never "
-                          f"ended (the job was interrupted?)")
+        raise EnergyError(
+            f"{path}: line {m['_line']}: window {name!r} was begun but never ended (the job was interrupted?)"
+        )
     return out
 
 

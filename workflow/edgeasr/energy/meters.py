@@ -17,6 +17,7 @@ job still fails as killed while ``finally`` blocks and context managers run.
 The tegrastats process is started in its own session and watched by a small watchdog
 process that stops it if the meter's process dies without cleaning up (SIGKILL, crash).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -37,18 +38,36 @@ from . import _watchdog
 from .errors import EnergyError, EnergyWarning
 from .markers import write_marker
 from .rawlog import CsvLogWriter
+from .sensors import (
+    INA3221_ROOT,
+    POWERCAP_ROOT,
+    Ina3221Rails,
+    NvmlDevice,
+    RaplZones,
+    ina3221_available,
+    nvml_available,
+    rapl_available,
+)
 from .tegrastats import parse_tegrastats_line
-from .sensors import (INA3221_ROOT, POWERCAP_ROOT, Ina3221Rails, NvmlDevice, RaplZones,
-                      ina3221_available, nvml_available, rapl_available)
 
-__all__ = ["BACKENDS", "Meter", "NoneMeter", "TegrastatsMeter", "NvmlMeter", "RaplMeter",
-           "Ina3221Meter", "make_meter", "resolve_backend", "describe_backends",
-           "find_tegrastats", "TEGRASTATS_PATH"]
+__all__ = [
+    "BACKENDS",
+    "Meter",
+    "NoneMeter",
+    "TegrastatsMeter",
+    "NvmlMeter",
+    "RaplMeter",
+    "Ina3221Meter",
+    "make_meter",
+    "resolve_backend",
+    "describe_backends",
+    "find_tegrastats",
+    "TEGRASTATS_PATH",
+]
 
 BACKENDS = ("tegrastats", "nvml", "rapl", "ina3221", "none")
 TEGRASTATS_PATH = "/usr/bin/tegrastats"  # where JetPack installs it
-_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGTERM", "SIGINT", "SIGHUP"))
-                 if s is not None)
+_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGTERM", "SIGINT", "SIGHUP")) if s is not None)
 
 
 class Meter:
@@ -56,8 +75,15 @@ class Meter:
 
     backend = "none"
 
-    def __init__(self, log_path, markers_path, interval_ms: float = 100, idle_s: float = 2.0,
-                 device_index: int = 0, ready_timeout_s: float | None = None):
+    def __init__(
+        self,
+        log_path,
+        markers_path,
+        interval_ms: float = 100,
+        idle_s: float = 2.0,
+        device_index: int = 0,
+        ready_timeout_s: float | None = None,
+    ):
         self.log_path = Path(log_path).absolute()
         self.markers_path = Path(markers_path).absolute()
         self.interval_ms = float(interval_ms)
@@ -65,8 +91,9 @@ class Meter:
             raise EnergyError(f"interval_ms must be > 0, got {interval_ms}")
         self.idle_s = float(idle_s or 0.0)
         self.device_index = int(device_index)
-        self.ready_timeout_s = (float(ready_timeout_s) if ready_timeout_s is not None
-                                else max(10.0, 5 * self.interval_ms / 1000.0))
+        self.ready_timeout_s = (
+            float(ready_timeout_s) if ready_timeout_s is not None else max(10.0, 5 * self.interval_ms / 1000.0)
+        )
         self._entered = False
         self._owner_pid = os.getpid()
         self._stopped = False
@@ -91,10 +118,17 @@ class Meter:
         self._install_signals()
         atexit.register(self._atexit)
         try:
-            self._marker("meter_start", backend=self.backend, interval_ms=self.interval_ms,
-                         idle_s=self.idle_s, log_path=str(self.log_path),
-                         utc_offset_s=time.localtime().tm_gmtoff, pid=os.getpid(),
-                         host=socket.gethostname(), **self._meta())
+            self._marker(
+                "meter_start",
+                backend=self.backend,
+                interval_ms=self.interval_ms,
+                idle_s=self.idle_s,
+                log_path=str(self.log_path),
+                utc_offset_s=time.localtime().tm_gmtoff,
+                pid=os.getpid(),
+                host=socket.gethostname(),
+                **self._meta(),
+            )
             self._start()
             if self.idle_s > 0:
                 self._marker("idle_begin")
@@ -115,8 +149,10 @@ class Meter:
         self._shutdown(status, wait_final=(et is None))
         problems = list(self._errors)
         if self.orphans:
-            problems.append(f"logger process(es) {self.orphans} still running after stop; "
-                            f"stop them by hand (sudo tegrastats --stop / kill)")
+            problems.append(
+                f"logger process(es) {self.orphans} still running after stop; "
+                f"stop them by hand (sudo tegrastats --stop / kill)"
+            )
         if problems:
             msg = f"energy meter ({self.backend}): " + "; ".join(problems)
             if et is None:
@@ -242,9 +278,10 @@ class Meter:
                 self._errors.append(f"stopping the logger failed: {e}")
             if self._open_windows and status == "ok":
                 self._errors.append(f"window(s) {sorted(self._open_windows)} never ended")
-            for ev, kw in (("logger_stop", {}),
-                           ("meter_exit", {"status": status, "orphans": self.orphans,
-                                           "errors": self._errors})):
+            for ev, kw in (
+                ("logger_stop", {}),
+                ("meter_exit", {"status": status, "orphans": self.orphans, "errors": self._errors}),
+            ):
                 try:
                     self._marker(ev, **kw)
                 except Exception:
@@ -259,8 +296,7 @@ class Meter:
             except Exception:
                 pass
         if self.orphans and status in ("signal", "atexit"):
-            print(f"edgeasr.energy: logger process(es) {self.orphans} survived the stop",
-                  file=sys.stderr)
+            print(f"edgeasr.energy: logger process(es) {self.orphans} survived the stop", file=sys.stderr)
         pending, self._pending_signal = self._pending_signal, None
         if pending is not None:
             self._deliver(pending, prev_all.get(pending, signal.SIG_DFL), None)
@@ -271,6 +307,7 @@ class NoneMeter(Meter):
 
 
 # ====================================================================== tegrastats
+
 
 def find_tegrastats(path=None, use_sudo: bool = False) -> str:
     """The absolute path of the tegrastats to run; raises EnergyError when there is none.
@@ -290,15 +327,16 @@ def find_tegrastats(path=None, use_sudo: bool = False) -> str:
         raise EnergyError(f"tegrastats: {path!r} not found (no executable file there)")
     found = shutil.which(path)
     if found is None:
-        raise EnergyError(f"tegrastats: {path!r} not found: not on PATH "
-                          f"({os.environ.get('PATH', '')})")
+        raise EnergyError(f"tegrastats: {path!r} not found: not on PATH ({os.environ.get('PATH', '')})")
     return os.path.abspath(found)
 
 
 def _refuse_relative_with_sudo(path, use_sudo: bool) -> None:
     if use_sudo and path is not None and not os.path.isabs(os.fspath(path)):
-        raise EnergyError(f"tegrastats_path {os.fspath(path)!r}: with sudo only an absolute path "
-                          f"is accepted (e.g. {TEGRASTATS_PATH}); it is never looked up on PATH")
+        raise EnergyError(
+            f"tegrastats_path {os.fspath(path)!r}: with sudo only an absolute path "
+            f"is accepted (e.g. {TEGRASTATS_PATH}); it is never looked up on PATH"
+        )
 
 
 class TegrastatsMeter(Meter):
@@ -316,8 +354,7 @@ class TegrastatsMeter(Meter):
 
     backend = "tegrastats"
 
-    def __init__(self, *a, tegrastats_path=None, use_sudo: bool = False,
-                 stop_grace_s: float = 2.0, **kw):
+    def __init__(self, *a, tegrastats_path=None, use_sudo: bool = False, stop_grace_s: float = 2.0, **kw):
         super().__init__(*a, **kw)
         self.use_sudo = bool(use_sudo)
         _refuse_relative_with_sudo(tegrastats_path, self.use_sudo)  # now, not once the job runs
@@ -343,14 +380,23 @@ class TegrastatsMeter(Meter):
         # the watchdog first, so that no instant exists where the logger runs unwatched
         self._wd = subprocess.Popen(
             [sys.executable, _watchdog.__file__, log, str(os.getpid()), json.dumps(stop_cmd)],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
         cmd = self._cmd("--interval", str(int(round(self.interval_ms))), "--logfile", log)
         self._out = tempfile.TemporaryFile()
         self._marker("logger_start", cmd=cmd)
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._out,
-                                      stderr=subprocess.STDOUT, start_new_session=True,
-                                      close_fds=True)
+        self._proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
         try:
             self._wd.stdin.write(f"pgid {self._proc.pid}\n".encode())
             self._wd.stdin.flush()
@@ -380,14 +426,17 @@ class TegrastatsMeter(Meter):
                 return
             rc = self._proc.poll()
             if rc not in (None, 0):
-                raise EnergyError(f"tegrastats exited with status {rc} before writing a sample: "
-                                  f"{self._output() or '(no output)'}"
-                                  + (" (sudo -n needs a NOPASSWD rule or a fresh `sudo -v`)"
-                                     if self.use_sudo else ""))
+                raise EnergyError(
+                    f"tegrastats exited with status {rc} before writing a sample: "
+                    f"{self._output() or '(no output)'}"
+                    + (" (sudo -n needs a NOPASSWD rule or a fresh `sudo -v`)" if self.use_sudo else "")
+                )
             if time.monotonic() > deadline:
-                raise EnergyError(f"tegrastats wrote no sample to {self.log_path} within "
-                                  f"{self.ready_timeout_s:.1f} s; output: "
-                                  f"{self._output() or '(none)'}")
+                raise EnergyError(
+                    f"tegrastats wrote no sample to {self.log_path} within "
+                    f"{self.ready_timeout_s:.1f} s; output: "
+                    f"{self._output() or '(none)'}"
+                )
             time.sleep(0.01)
 
     def _wait_final(self) -> None:
@@ -444,8 +493,13 @@ class TegrastatsMeter(Meter):
         alive = self._wait_gone(self.stop_grace_s)
         if self.use_sudo or alive:
             try:
-                subprocess.run(self._cmd("--stop"), stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
+                subprocess.run(
+                    self._cmd("--stop"),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=10,
+                )
             except Exception:
                 pass
             alive = self._wait_gone(0.5)
@@ -478,6 +532,7 @@ class TegrastatsMeter(Meter):
 
 # ====================================================================== in-process samplers
 
+
 class _ThreadMeter(Meter):
     """Samples a sensor in a background thread at the interval into a CSV raw log."""
 
@@ -499,15 +554,15 @@ class _ThreadMeter(Meter):
 
     def _start(self) -> None:
         cols, self._read, self._close, meta = self._open()
-        self._writer = CsvLogWriter(self.log_path, self.backend, cols,
-                                    interval_ms=self.interval_ms, **meta)
+        self._writer = CsvLogWriter(self.log_path, self.backend, cols, interval_ms=self.interval_ms, **meta)
         self._marker("logger_start", columns=cols)
-        self._thread = threading.Thread(target=self._run, name=f"edgeasr-energy-{self.backend}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"edgeasr-energy-{self.backend}", daemon=True)
         self._thread.start()
         if not self._first.wait(self.ready_timeout_s) or self._failure is not None:
-            raise EnergyError(f"{self.backend}: no sample within {self.ready_timeout_s:.1f} s"
-                              + (f": {self._failure}" if self._failure else ""))
+            raise EnergyError(
+                f"{self.backend}: no sample within {self.ready_timeout_s:.1f} s"
+                + (f": {self._failure}" if self._failure else "")
+            )
         self._marker("logger_ready")
 
     def _sample(self) -> None:
@@ -572,9 +627,12 @@ class NvmlMeter(_ThreadMeter):
     def _open(self):
         dev = NvmlDevice(self.device_index)
         self._sensor = dev
-        return dev.columns(), dev.read, dev.close, {
-            "gpu_name": dev.name, "device_index": self.device_index,
-            "has_energy_counter": dev.has_counter}
+        return (
+            dev.columns(),
+            dev.read,
+            dev.close,
+            {"gpu_name": dev.name, "device_index": self.device_index, "has_energy_counter": dev.has_counter},
+        )
 
 
 class RaplMeter(_ThreadMeter):
@@ -589,9 +647,12 @@ class RaplMeter(_ThreadMeter):
     def _open(self):
         z = RaplZones(self.powercap_root)
         self._sensor = z
-        return ([f"energy_uj__{r}" for r in z.rails], z.read, lambda: None,
-                {"max_energy_range_uj": {r: v[1] for r, v in z.rails.items()},
-                 "powercap_root": str(self.powercap_root)})
+        return (
+            [f"energy_uj__{r}" for r in z.rails],
+            z.read,
+            lambda: None,
+            {"max_energy_range_uj": {r: v[1] for r, v in z.rails.items()}, "powercap_root": str(self.powercap_root)},
+        )
 
 
 class Ina3221Meter(_ThreadMeter):
@@ -611,8 +672,15 @@ class Ina3221Meter(_ThreadMeter):
 
 # ====================================================================== selection
 
-def describe_backends(*, tegrastats_path=None, use_sudo: bool = False, device_index: int = 0,
-                      powercap_root=POWERCAP_ROOT, ina3221_root=INA3221_ROOT) -> dict:
+
+def describe_backends(
+    *,
+    tegrastats_path=None,
+    use_sudo: bool = False,
+    device_index: int = 0,
+    powercap_root=POWERCAP_ROOT,
+    ina3221_root=INA3221_ROOT,
+) -> dict:
     """{backend: (available, reason)} for this machine. ``tegrastats_path`` and
     ``use_sudo``: as for the meter (see find_tegrastats)."""
     return {
@@ -633,9 +701,16 @@ def _tegrastats_available(path, use_sudo: bool) -> tuple[bool, str]:
     return True, ""
 
 
-def resolve_backend(name: str = "auto", *, tegrastats_path=None, use_sudo: bool = False,
-                    device_index: int = 0, powercap_root=POWERCAP_ROOT,
-                    ina3221_root=INA3221_ROOT, check: bool = True) -> str:
+def resolve_backend(
+    name: str = "auto",
+    *,
+    tegrastats_path=None,
+    use_sudo: bool = False,
+    device_index: int = 0,
+    powercap_root=POWERCAP_ROOT,
+    ina3221_root=INA3221_ROOT,
+    check: bool = True,
+) -> str:
     """The backend to use. ``auto``: the first this machine has of tegrastats (Jetson),
     nvml (NVIDIA GPU), rapl (readable x86 counters), else ``none``. An explicit name is
     checked (``check``) and raises EnergyError with the reason when unavailable.
@@ -644,12 +719,16 @@ def resolve_backend(name: str = "auto", *, tegrastats_path=None, use_sudo: bool 
     find_tegrastats); a relative path with sudo raises EnergyError."""
     n = (name or "auto").strip().lower()
     if n not in BACKENDS + ("auto",):
-        raise EnergyError(f"unknown energy backend {name!r}; choose one of auto, "
-                          f"{', '.join(BACKENDS)}")
+        raise EnergyError(f"unknown energy backend {name!r}; choose one of auto, {', '.join(BACKENDS)}")
     if n == "none":
         return "none"
-    kw = dict(tegrastats_path=tegrastats_path, use_sudo=use_sudo, device_index=device_index,
-              powercap_root=powercap_root, ina3221_root=ina3221_root)
+    kw = dict(
+        tegrastats_path=tegrastats_path,
+        use_sudo=use_sudo,
+        device_index=device_index,
+        powercap_root=powercap_root,
+        ina3221_root=ina3221_root,
+    )
     if n == "auto":
         avail = describe_backends(**kw)
         for b in ("tegrastats", "nvml", "rapl"):
@@ -668,25 +747,37 @@ def resolve_backend(name: str = "auto", *, tegrastats_path=None, use_sudo: bool 
     return n
 
 
-def make_meter(backend: str, log_path, markers_path, interval_ms: float = 100,
-               idle_s: float = 2.0, device_index: int = 0, *,
-               tegrastats_path=None, use_sudo: bool = False,
-               powercap_root=POWERCAP_ROOT, ina3221_root=INA3221_ROOT,
-               ready_timeout_s: float | None = None) -> Meter:
+def make_meter(
+    backend: str,
+    log_path,
+    markers_path,
+    interval_ms: float = 100,
+    idle_s: float = 2.0,
+    device_index: int = 0,
+    *,
+    tegrastats_path=None,
+    use_sudo: bool = False,
+    powercap_root=POWERCAP_ROOT,
+    ina3221_root=INA3221_ROOT,
+    ready_timeout_s: float | None = None,
+) -> Meter:
     """A meter for ``backend`` (``auto`` is resolved here; prefer resolving it yourself
     with resolve_backend and recording the result). ``tegrastats_path``: the tegrastats
     binary, an absolute path (required with ``use_sudo``; default /usr/bin/tegrastats
     there) or, without sudo, a name on PATH (default ``tegrastats``); see find_tegrastats."""
     b = (backend or "auto").strip().lower()
     if b == "auto":
-        b = resolve_backend("auto", tegrastats_path=tegrastats_path, use_sudo=use_sudo,
-                            device_index=device_index, powercap_root=powercap_root,
-                            ina3221_root=ina3221_root)
-    common = dict(interval_ms=interval_ms, idle_s=idle_s, device_index=device_index,
-                  ready_timeout_s=ready_timeout_s)
+        b = resolve_backend(
+            "auto",
+            tegrastats_path=tegrastats_path,
+            use_sudo=use_sudo,
+            device_index=device_index,
+            powercap_root=powercap_root,
+            ina3221_root=ina3221_root,
+        )
+    common = dict(interval_ms=interval_ms, idle_s=idle_s, device_index=device_index, ready_timeout_s=ready_timeout_s)
     if b == "tegrastats":
-        return TegrastatsMeter(log_path, markers_path, tegrastats_path=tegrastats_path,
-                               use_sudo=use_sudo, **common)
+        return TegrastatsMeter(log_path, markers_path, tegrastats_path=tegrastats_path, use_sudo=use_sudo, **common)
     if b == "nvml":
         return NvmlMeter(log_path, markers_path, **common)
     if b == "rapl":
@@ -698,8 +789,16 @@ def make_meter(backend: str, log_path, markers_path, interval_ms: float = 100,
     raise EnergyError(f"unknown energy backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
 
 
-def available_rails(backend: str, *, tegrastats_path=None, use_sudo: bool = False, device_index: int = 0,
-                    powercap_root=POWERCAP_ROOT, ina3221_root=INA3221_ROOT, timeout_s: float = 10.0) -> list[str]:
+def available_rails(
+    backend: str,
+    *,
+    tegrastats_path=None,
+    use_sudo: bool = False,
+    device_index: int = 0,
+    powercap_root=POWERCAP_ROOT,
+    ina3221_root=INA3221_ROOT,
+    timeout_s: float = 10.0,
+) -> list[str]:
     """The rail names this machine's ``backend`` reports, read once (tegrastats: its first line).
 
     Used before any job to check ``energy.rails``: a misspelt rail is found before inference runs."""
@@ -717,8 +816,9 @@ def available_rails(backend: str, *, tegrastats_path=None, use_sudo: bool = Fals
         return []
     exe = find_tegrastats(tegrastats_path, use_sudo)
     cmd = (["sudo", "-n"] if use_sudo else []) + [exe, "--interval", "100"]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         import selectors
 
@@ -734,8 +834,10 @@ def available_rails(backend: str, *, tegrastats_path=None, use_sudo: bool = Fals
             rails = list(parse_tegrastats_line(line)["power_mw"])
             if rails:
                 return rails
-        raise EnergyError(f"tegrastats ({' '.join(cmd)}) printed no line with rails within {timeout_s:.0f} s"
-                          + (f": {proc.stderr.read(500).strip()}" if proc.poll() is not None else ""))
+        raise EnergyError(
+            f"tegrastats ({' '.join(cmd)}) printed no line with rails within {timeout_s:.0f} s"
+            + (f": {proc.stderr.read(500).strip()}" if proc.poll() is not None else "")
+        )
     finally:
         if proc.poll() is None:
             try:

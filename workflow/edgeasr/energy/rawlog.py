@@ -11,6 +11,7 @@ Quantities (column prefix ``<quantity>__<RAIL>``): ``power_mw`` (instantaneous p
 ``energy_mj`` (cumulative counter, NVML), ``energy_uj`` (raw wrapping counter, RAPL; its
 range is in the metadata as ``max_energy_range_uj``: {rail: range}).
 """
+
 from __future__ import annotations
 
 import io
@@ -38,8 +39,7 @@ class CsvLogWriter:
         self._f.flush()
 
     def write(self, t_wall: float, t_mono: float, values) -> None:
-        vals = ["" if v is None else repr(float(v)) if isinstance(v, float) else str(v)
-                for v in values]
+        vals = ["" if v is None else repr(float(v)) if isinstance(v, float) else str(v) for v in values]
         self._f.write(f"{t_wall:.6f},{t_mono:.6f}," + ",".join(vals) + "\n")
         self._f.flush()
 
@@ -86,21 +86,20 @@ def read_csv_log(path) -> tuple[dict, pd.DataFrame]:
     if body and body[-1] == "":
         body = body[:-1]
     elif body:
-        warnings.warn(f"{path}: line {len(lines)}: truncated last row ignored", EnergyWarning,
-                      stacklevel=2)
+        warnings.warn(f"{path}: line {len(lines)}: truncated last row ignored", EnergyWarning, stacklevel=2)
         body = body[:-1]
     good = []
     for k, row in enumerate(body):
         no = k + 3
         parts = row.split(",")
         if len(parts) != len(header):
-            warnings.warn(f"{path}: line {no}: {len(parts)} fields instead of {len(header)}, "
-                          f"skipped", EnergyWarning, stacklevel=2)
+            warnings.warn(
+                f"{path}: line {no}: {len(parts)} fields instead of {len(header)}, skipped", EnergyWarning, stacklevel=2
+            )
             continue
         good.append((no, row))
     if not good:
         raise EnergyError(f"energy log {path} holds no sample rows")
-    df = pd.read_csv(io.StringIO("\n".join([",".join(header)] + [r for _, r in good])),
-                     dtype=float)
+    df = pd.read_csv(io.StringIO("\n".join([",".join(header)] + [r for _, r in good])), dtype=float)
     df.insert(0, "line_no", [no for no, _ in good])
     return meta, df

@@ -1,4 +1,5 @@
 """Readers of the sensors behind the in-process backends: RAPL, NVML, INA3221 sysfs."""
+
 from __future__ import annotations
 
 import glob
@@ -13,10 +14,12 @@ INA3221_ROOT = "/sys/bus/i2c/drivers/ina3221"
 RAPL_PERMISSION_HINT = (
     "since Linux 5.10 (CVE-2020-8694) energy_uj is readable by root only; allow it with "
     "`sudo chmod a+r /sys/class/powercap/intel-rapl:*/energy_uj` (until reboot) or a udev "
-    "rule, or set energy.backend to none")
+    "rule, or set energy.backend to none"
+)
 
 
 # ------------------------------------------------------------------ RAPL
+
 
 class RaplZones:
     """The RAPL zones under a powercap root: rail name -> (energy_uj path, max range)."""
@@ -28,7 +31,8 @@ class RaplZones:
         if not dirs:
             raise EnergyError(
                 f"RAPL: no energy counter under {self.root}/intel-rapl:*/energy_uj (not an x86 "
-                f"CPU, intel_rapl driver not loaded, or /sys not visible in this container)")
+                f"CPU, intel_rapl driver not loaded, or /sys not visible in this container)"
+            )
         names = []
         for d in dirs:
             try:
@@ -54,8 +58,7 @@ class RaplZones:
                 with open(p) as f:
                     out.append(int(f.read().strip()))
             except PermissionError:
-                raise EnergyError(f"RAPL: {p} is not readable (permission denied): "
-                                  f"{RAPL_PERMISSION_HINT}") from None
+                raise EnergyError(f"RAPL: {p} is not readable (permission denied): {RAPL_PERMISSION_HINT}") from None
             except (OSError, ValueError) as e:
                 raise EnergyError(f"RAPL: {p} cannot be read: {e}") from None
         return out
@@ -70,6 +73,7 @@ def rapl_available(root=POWERCAP_ROOT) -> tuple[bool, str]:
 
 
 # ------------------------------------------------------------------ NVML
+
 
 class NvmlDevice:
     """One GPU through pynvml: total-energy counter (mJ) where supported, power (mW)."""
@@ -106,8 +110,9 @@ class NvmlDevice:
             except Exception:
                 self.has_power = False
             if not (self.has_counter or self.has_power):
-                raise EnergyError(f"NVML: GPU {index} ({self.name}) reports neither a total "
-                                  f"energy counter nor power usage")
+                raise EnergyError(
+                    f"NVML: GPU {index} ({self.name}) reports neither a total energy counter nor power usage"
+                )
         except BaseException:
             self.close()
             raise
@@ -145,6 +150,7 @@ def nvml_available(index: int = 0) -> tuple[bool, str]:
 
 # ------------------------------------------------------------------ INA3221 (Jetson)
 
+
 class Ina3221Rails:
     """Jetson power monitors read from sysfs, as jetson-stats does (JetPack 5+ hwmon
     layout): for each ``in<N>_label`` the bus voltage ``in<N>_input`` (mV) and current
@@ -157,7 +163,7 @@ class Ina3221Rails:
         for label in sorted(glob.glob(str(self.root / "*" / "hwmon" / "hwmon*" / "in*_label"))):
             base = os.path.basename(label)
             try:
-                n = int(base[2:-len("_label")])
+                n = int(base[2 : -len("_label")])
             except ValueError:
                 continue
             try:

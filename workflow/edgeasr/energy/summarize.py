@@ -1,4 +1,5 @@
 """From a raw power log and the meter's markers to the cells-table energy columns."""
+
 from __future__ import annotations
 
 import math
@@ -16,14 +17,35 @@ from .markers import find_idle, find_windows, first, read_markers
 from .rawlog import read_csv_log
 from .tegrastats import parse_tegrastats
 
-__all__ = ["summarize", "load_traces", "choose_rails", "paper_style_energy_j", "KEYS",
-           "DEFAULT_INPUT_RAILS", "Trace", "PAPER_IDLE_MW", "PAPER_GPU_LOAD_PCT",
-           "PAPER_RAIL", "CLOCK_STEP_TOL_S"]
+__all__ = [
+    "summarize",
+    "load_traces",
+    "choose_rails",
+    "paper_style_energy_j",
+    "KEYS",
+    "DEFAULT_INPUT_RAILS",
+    "Trace",
+    "PAPER_IDLE_MW",
+    "PAPER_GPU_LOAD_PCT",
+    "PAPER_RAIL",
+    "CLOCK_STEP_TOL_S",
+]
 
-KEYS = ("energy_backend", "energy_rail", "energy_j", "mean_power_w", "idle_power_w",
-        "energy_above_idle_j", "energy_j_per_audio_s", "energy_j_per_utterance",
-        "paper_style_energy_j", "window_s", "energy_samples", "energy_counter_resets",
-        "energy_clock_step_s")
+KEYS = (
+    "energy_backend",
+    "energy_rail",
+    "energy_j",
+    "mean_power_w",
+    "idle_power_w",
+    "energy_above_idle_j",
+    "energy_j_per_audio_s",
+    "energy_j_per_utterance",
+    "paper_style_energy_j",
+    "window_s",
+    "energy_samples",
+    "energy_counter_resets",
+    "energy_clock_step_s",
+)
 
 # the board's total input rail, first present wins: VDD_IN (Orin Nano/NX, TX2), POM_5V_IN
 # (Nano, TX1 on JetPack 4), VIN (Thor's carrier INA238, read by jetson-stats). AGX Orin and
@@ -48,6 +70,7 @@ PAPER_SECONDS_PER_SAMPLE = 1.0
 class Trace:
     """One rail: ``kind`` "power" (values W) or "energy" (cumulative J), times in s.
     ``restarts``: (time before, time after) of each counter restart joined in ``v``."""
+
     rail: str
     kind: str
     t: np.ndarray
@@ -63,10 +86,14 @@ class Trace:
             raise EnergyError(
                 f"{path}: rail {self.rail}: the window [{t0:.3f}, {t1:.3f}] lies {short:.3f} s "
                 f"outside the samples [{self.t[0]:.3f}, {self.t[-1]:.3f}] (logger started late, "
-                f"stopped early or died?)")
+                f"stopped early or died?)"
+            )
         if short > 0:
-            warnings.warn(f"{path}: rail {self.rail}: window edge {short * 1000:.0f} ms beyond "
-                          f"the samples; edge value held", EnergyWarning, stacklevel=3)
+            warnings.warn(
+                f"{path}: rail {self.rail}: window edge {short * 1000:.0f} ms beyond the samples; edge value held",
+                EnergyWarning,
+                stacklevel=3,
+            )
         f = integrate if self.kind == "power" else counter_delta
         return f(self.t, self.v, t0, t1, extrapolate=short > 0)
 
@@ -99,9 +126,13 @@ def load_traces(backend: str, log_path, markers: list[dict], interval_ms=None):
         # undated lines are spread between the logger's start and stop: by the monotonic
         # clock (the stop as the wall clock would read it had it not stepped since the start)
         stop_w = start_w + (stop["mono_s"] - start["mono_s"]) if start and stop else None
-        df = parse_tegrastats(log_path, interval_ms or ms.get("interval_ms"),
-                              start_wall_s=start_w, stop_wall_s=stop_w,
-                              utc_offset_s=ms.get("utc_offset_s"))
+        df = parse_tegrastats(
+            log_path,
+            interval_ms or ms.get("interval_ms"),
+            start_wall_s=start_w,
+            stop_wall_s=stop_w,
+            utc_offset_s=ms.get("utc_offset_s"),
+        )
         clock = "wall_s"
         if df.attrs["timing"] != "dates-fit" and start is not None:
             df["t_s"] = df["t_s"] - start["wall_s"] + start["mono_s"]  # onto the monotonic clock
@@ -111,14 +142,14 @@ def load_traces(backend: str, log_path, markers: list[dict], interval_ms=None):
             if c.startswith("power_mw__"):
                 ok = df[c].notna().to_numpy()
                 t = df["t_s"].to_numpy()[ok]
-                traces[c[len("power_mw__"):]] = Trace(c[len("power_mw__"):], "power", t,
-                                                      df[c].to_numpy()[ok] / 1000.0, _spacing(t))
+                traces[c[len("power_mw__") :]] = Trace(
+                    c[len("power_mw__") :], "power", t, df[c].to_numpy()[ok] / 1000.0, _spacing(t)
+                )
         return traces, clock, extra
     if backend in ("nvml", "rapl", "ina3221"):
         meta, df = read_csv_log(log_path)
         if meta.get("backend") != backend:
-            raise EnergyError(f"{log_path}: written by backend {meta.get('backend')!r}, "
-                              f"not {backend!r}")
+            raise EnergyError(f"{log_path}: written by backend {meta.get('backend')!r}, not {backend!r}")
         t_all = df["t_mono_s"].to_numpy()
         ranges = meta.get("max_energy_range_uj") or {}
         for c in df.columns:
@@ -136,12 +167,14 @@ def load_traces(backend: str, log_path, markers: list[dict], interval_ms=None):
                         f"restarted (driver reload, GPU reset?). Counted as the energy before plus "
                         f"the energy after; the {t[k] - t[k - 1]:.3f} s between the samples around "
                         f"it is estimated from the neighbouring power ({gap_j:.3f} J)",
-                        EnergyWarning, stacklevel=3)
-                tr = Trace(rail, "energy", t, e, _spacing(t),
-                           restarts=[(float(t[k - 1]), float(t[k])) for k, _ in restarts])
+                        EnergyWarning,
+                        stacklevel=3,
+                    )
+                tr = Trace(
+                    rail, "energy", t, e, _spacing(t), restarts=[(float(t[k - 1]), float(t[k])) for k, _ in restarts]
+                )
             elif q == "energy_uj":
-                tr = Trace(rail, "energy", t, unwrap_counter(v, ranges.get(rail)) / 1e6
-                           if v.size else v, _spacing(t))
+                tr = Trace(rail, "energy", t, unwrap_counter(v, ranges.get(rail)) / 1e6 if v.size else v, _spacing(t))
             elif q == "power_mw":
                 if rail in traces:  # a counter for this rail was read already: prefer it
                     continue
@@ -157,8 +190,9 @@ def load_traces(backend: str, log_path, markers: list[dict], interval_ms=None):
 def choose_rails(rails, available: list[str], backend: str) -> list[str]:
     """Rails counted in energy_j. ``rails``: None (default), "NAME", "A+B" or [names]."""
     if not available:
-        raise EnergyError("the log holds no power rail (e.g. Jetson Thor's tegrastats prints "
-                          "none: use another backend)")
+        raise EnergyError(
+            "the log holds no power rail (e.g. Jetson Thor's tegrastats prints none: use another backend)"
+        )
     if rails:
         want = rails.split("+") if isinstance(rails, str) else list(rails)
         want = [w.strip() for w in want if w and w.strip()]
@@ -170,25 +204,27 @@ def choose_rails(rails, available: list[str], backend: str) -> list[str]:
             elif w.upper() in lookup:
                 out.append(lookup[w.upper()])
             else:
-                raise EnergyError(f"rail {w!r} is not in the log; rails present: "
-                                  f"{', '.join(available)}")
+                raise EnergyError(f"rail {w!r} is not in the log; rails present: {', '.join(available)}")
         return out
     if backend in ("tegrastats", "ina3221"):
         for r in DEFAULT_INPUT_RAILS:
             if r in available:
                 return [r]
-        warnings.warn(f"no board input rail ({', '.join(DEFAULT_INPUT_RAILS)}) in the log (AGX "
-                      f"Orin, AGX Xavier): energy_j counts the SUM of the rails present "
-                      f"({'+'.join(available)}), as jetson-stats does, which leaves out whatever "
-                      f"they do not cover; energy_rail records it. Set the rails explicitly to "
-                      f"choose.", EnergyWarning, stacklevel=3)
+        warnings.warn(
+            f"no board input rail ({', '.join(DEFAULT_INPUT_RAILS)}) in the log (AGX "
+            f"Orin, AGX Xavier): energy_j counts the SUM of the rails present "
+            f"({'+'.join(available)}), as jetson-stats does, which leaves out whatever "
+            f"they do not cover; energy_rail records it. Set the rails explicitly to "
+            f"choose.",
+            EnergyWarning,
+            stacklevel=3,
+        )
         return list(available)
     if backend == "rapl":
         pk = [r for r in available if r.lower().startswith("package")]
         if pk:
             return pk
-        warnings.warn(f"no RAPL package domain; counting {available[0]}", EnergyWarning,
-                      stacklevel=3)
+        warnings.warn(f"no RAPL package domain; counting {available[0]}", EnergyWarning, stacklevel=3)
         return [available[0]]
     return [available[0]]
 
@@ -199,8 +235,7 @@ def paper_style_energy_j(df: pd.DataFrame | None, t0: float, t1: float) -> float
     col = f"power_mw__{PAPER_RAIL}"
     if df is None or col not in df.columns or df["gpu_load_pct"].isna().all():
         return None
-    sel = (df["t_s"] >= t0) & (df["t_s"] <= t1) & (df["gpu_load_pct"] > PAPER_GPU_LOAD_PCT) \
-        & df[col].notna()
+    sel = (df["t_s"] >= t0) & (df["t_s"] <= t1) & (df["gpu_load_pct"] > PAPER_GPU_LOAD_PCT) & df[col].notna()
     return float(((df.loc[sel, col] - PAPER_IDLE_MW) / 1000.0 * PAPER_SECONDS_PER_SAMPLE).sum())
 
 
@@ -216,9 +251,16 @@ def _div(a, b):
     return float(a) / b
 
 
-def summarize(backend: str, log_path, markers_path, audio_s: float | None = None,
-              n_utterances: int | None = None, rails=None, interval_ms: float | None = None,
-              window: str = "transcribe") -> dict:
+def summarize(
+    backend: str,
+    log_path,
+    markers_path,
+    audio_s: float | None = None,
+    n_utterances: int | None = None,
+    rails=None,
+    interval_ms: float | None = None,
+    window: str = "transcribe",
+) -> dict:
     """Energy columns for one cell.
 
     Keys: ``energy_backend``, ``energy_rail`` (the rail counted, "A+B" for a sum),
@@ -261,24 +303,26 @@ def summarize(backend: str, log_path, markers_path, audio_s: float | None = None
         if b == "none":
             return row
     if ms and ms.get("backend") not in (None, b):
-        raise EnergyError(f"{markers_path}: measured with backend {ms.get('backend')!r}, "
-                          f"summarized as {b!r}")
+        raise EnergyError(f"{markers_path}: measured with backend {ms.get('backend')!r}, summarized as {b!r}")
     wins_all = find_windows(markers, markers_path)
     if window in wins_all:
         wins = wins_all[window]
     elif len(wins_all) == 1:
-        (other, wins), = wins_all.items()
-        warnings.warn(f"{markers_path}: no window {window!r}; using the only window {other!r}",
-                      EnergyWarning, stacklevel=2)
+        ((other, wins),) = wins_all.items()
+        warnings.warn(
+            f"{markers_path}: no window {window!r}; using the only window {other!r}", EnergyWarning, stacklevel=2
+        )
     else:
-        raise EnergyError(f"{markers_path}: no window {window!r} (windows: "
-                          f"{', '.join(wins_all) or 'none'})")
+        raise EnergyError(f"{markers_path}: no window {window!r} (windows: {', '.join(wins_all) or 'none'})")
 
     if ms and ms.get("interval_ms"):
         if interval_ms and abs(float(interval_ms) - float(ms["interval_ms"])) > 1e-9:
-            warnings.warn(f"{markers_path}: the meter sampled every {ms['interval_ms']} ms, "
-                          f"not {interval_ms} ms as given; using the meter's", EnergyWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"{markers_path}: the meter sampled every {ms['interval_ms']} ms, "
+                f"not {interval_ms} ms as given; using the meter's",
+                EnergyWarning,
+                stacklevel=2,
+            )
         interval_ms = float(ms["interval_ms"])
     traces, clock, extra = load_traces(b, log_path, markers, interval_ms)
     counted = choose_rails(rails, list(traces), b)
@@ -296,8 +340,7 @@ def summarize(backend: str, log_path, markers_path, audio_s: float | None = None
     if idle is not None and not refuse(idle[0], idle[1], "the idle period"):
         i0, i1 = idle[0][clock], idle[1][clock]
         if i1 > i0:
-            idle_power = sum(traces[r].energy(i0, i1, tol(traces[r]), log_path)
-                             for r in counted) / (i1 - i0)
+            idle_power = sum(traces[r].energy(i0, i1, tol(traces[r]), log_path) for r in counted) / (i1 - i0)
 
     per = []
     resets = 0
@@ -317,8 +360,7 @@ def summarize(backend: str, log_path, markers_path, audio_s: float | None = None
             "energy_above_idle_j": None if idle_power is None else e - idle_power * w,
             "energy_j_per_audio_s": _div(e, audio_s),
             "energy_j_per_utterance": _div(e, n_utterances),
-            "paper_style_energy_j": (paper_style_energy_j(extra.get("df"), t0, t1)
-                                     if b == "tegrastats" else None),
+            "paper_style_energy_j": (paper_style_energy_j(extra.get("df"), t0, t1) if b == "tegrastats" else None),
             "window_s": w,
             "energy_samples": traces[counted[0]].count(t0, t1),
         }
@@ -362,14 +404,16 @@ def _clock_check(markers: list[dict], path, clock: str, tol_s: float):
     """
     if clock != "wall_s":
         return lambda b, e, what: False
-    jumps = [(a, b, _step(a, b)) for a, b in zip(markers, markers[1:])
-             if abs(_step(a, b)) > tol_s]
+    jumps = [(a, b, _step(a, b)) for a, b in zip(markers, markers[1:]) if abs(_step(a, b)) > tol_s]
     for a, b, st in jumps:
-        warnings.warn(f"{path}: the wall clock stepped by {st:+.3f} s between markers "
-                      f"{a['event']} (line {a['_line']}) and {b['event']} (line {b['_line']}) "
-                      f"(NTP sync? a board without an RTC battery syncs after boot); wait for "
-                      f"`timedatectl` to report a synchronized clock before measuring",
-                      EnergyWarning, stacklevel=3)
+        warnings.warn(
+            f"{path}: the wall clock stepped by {st:+.3f} s between markers "
+            f"{a['event']} (line {a['_line']}) and {b['event']} (line {b['_line']}) "
+            f"(NTP sync? a board without an RTC battery syncs after boot); wait for "
+            f"`timedatectl` to report a synchronized clock before measuring",
+            EnergyWarning,
+            stacklevel=3,
+        )
     back = [st for _, _, st in jumps if st < 0]
 
     def refuse(b: dict, e: dict, what: str) -> bool:
@@ -377,12 +421,19 @@ def _clock_check(markers: list[dict], path, clock: str, tol_s: float):
         if back:
             why = f"the wall clock stepped back by {-min(back):.3f} s while logging"
         elif abs(st) > tol_s:
-            why = (f"the wall clock stepped by {st:+.3f} s inside it ({e['wall_s'] - b['wall_s']:.3f} s "
-                   f"by the wall clock, {e['mono_s'] - b['mono_s']:.3f} s by the monotonic clock)")
+            why = (
+                f"the wall clock stepped by {st:+.3f} s inside it ({e['wall_s'] - b['wall_s']:.3f} s "
+                f"by the wall clock, {e['mono_s'] - b['mono_s']:.3f} s by the monotonic clock)"
+            )
         else:
             return False
-        warnings.warn(f"{path}: {what} (marker lines {b['_line']}-{e['_line']}): {why}; the log is "
-                      f"timed by the wall clock, so its energy cannot be measured: left out "
-                      f"(empty when nothing is left)", EnergyWarning, stacklevel=3)
+        warnings.warn(
+            f"{path}: {what} (marker lines {b['_line']}-{e['_line']}): {why}; the log is "
+            f"timed by the wall clock, so its energy cannot be measured: left out "
+            f"(empty when nothing is left)",
+            EnergyWarning,
+            stacklevel=3,
+        )
         return True
+
     return refuse

@@ -11,6 +11,7 @@ Things that look like rails but are not: ``RAM 3503/7337MB`` and ``SWAP 430/3668
 (memory, the unit is MB/kB), ``CPU [..]`` (the CPU load array; on Xavier ``CPU 385/385``
 without brackets IS a rail), temperatures ``GPU@28C`` / ``cpu@52.9C/52.9C``.
 """
+
 from __future__ import annotations
 
 import calendar
@@ -26,8 +27,7 @@ import pandas as pd
 
 from .errors import EnergyError, EnergyWarning
 
-__all__ = ["parse_tegrastats_line", "parse_tegrastats", "fit_line_times",
-           "DATE_FORMAT"]
+__all__ = ["parse_tegrastats_line", "parse_tegrastats", "fit_line_times", "DATE_FORMAT"]
 
 DATE_FORMAT = "%m-%d-%Y %H:%M:%S"
 
@@ -37,8 +37,17 @@ _DATE_RE = re.compile(r"^\s*(\d{2})-(\d{2})-(\d{4})\s+(\d{2}):(\d{2}):(\d{2})(?:
 # NAME cur[mW]/avg[mW][/max[mW]] followed by whitespace or end of line: "7337MB" fails the
 # lookahead, so RAM/SWAP never match; temperatures have no space before their number.
 _RAIL_RE = re.compile(
-    r"(?:(?<=\s)|^)([A-Za-z][A-Za-z0-9_]*)\s+" + _NUM + _UNIT + "/" + _NUM + _UNIT
-    + r"(?:/" + _NUM + _UNIT + r")?(?=\s|$)")
+    r"(?:(?<=\s)|^)([A-Za-z][A-Za-z0-9_]*)\s+"
+    + _NUM
+    + _UNIT
+    + "/"
+    + _NUM
+    + _UNIT
+    + r"(?:/"
+    + _NUM
+    + _UNIT
+    + r")?(?=\s|$)"
+)
 _RAM_RE = re.compile(r"(?:(?<=\s)|^)RAM\s+(\d+)/(\d+)([kKmMgG]?)B\b")
 _GR3D_RE = re.compile(r"(?:(?<=\s)|^)GR3D_FREQ\s+(?:(\d+(?:\.\d+)?)%)?(?:@\[?[\d,]*\]?)?", re.I)
 _TEMP_RE = re.compile(r"(?:(?<=\s)|^)([A-Za-z][A-Za-z0-9_]*)@(-?\d+(?:\.\d+)?)C(?:/-?\d+(?:\.\d+)?C)?(?=\s|$)")
@@ -59,22 +68,30 @@ def parse_tegrastats_line(line: str) -> dict:
     Rail names are upper-cased (``vdd_in`` -> ``VDD_IN``).
     """
     s = line.rstrip("\r\n")
-    out: dict = {"date": None, "date_naive_s": None, "power_mw": {}, "power_avg_mw": {},
-                 "power_max_mw": {}, "ram_used_mb": None, "ram_total_mb": None,
-                 "gpu_load_pct": None, "temps_c": {}, "ok": False}
+    out: dict = {
+        "date": None,
+        "date_naive_s": None,
+        "power_mw": {},
+        "power_avg_mw": {},
+        "power_max_mw": {},
+        "ram_used_mb": None,
+        "ram_total_mb": None,
+        "gpu_load_pct": None,
+        "temps_c": {},
+        "ok": False,
+    }
     m = _DATE_RE.match(s)
     if m:
         mo, d, y, hh, mi, ss, frac = m.groups()
         try:
             naive = calendar.timegm((int(y), int(mo), int(d), int(hh), int(mi), int(ss), 0, 0, 0))
-            if not (1 <= int(mo) <= 12 and 1 <= int(d) <= 31 and int(hh) < 24 and int(mi) < 60
-                    and int(ss) < 61):
+            if not (1 <= int(mo) <= 12 and 1 <= int(d) <= 31 and int(hh) < 24 and int(mi) < 60 and int(ss) < 61):
                 raise ValueError
             out["date"] = f"{mo}-{d}-{y} {hh}:{mi}:{ss}"
             out["date_naive_s"] = float(naive) + (float("0." + frac) if frac else 0.0)
         except (ValueError, OverflowError):
             pass
-        s_body = s[m.end():]
+        s_body = s[m.end() :]
     else:
         s_body = s
     for name, cur, avg, mx in _RAIL_RE.findall(s_body):
@@ -127,8 +144,7 @@ def _fit_segment(i: np.ndarray, d: np.ndarray, hint: float | None = None):
     b_hi = (span_d + 1.0 + 2 * JITTER_S) / span_i
     ranges = [(b_lo, b_hi)]
     if hint:
-        ranges = [(max(b_lo, 0.8 * hint), min(b_hi, 1.25 * hint)),
-                  (max(b_lo, 0.5 * hint), min(b_hi, 2.0 * hint))]
+        ranges = [(max(b_lo, 0.8 * hint), min(b_hi, 1.25 * hint)), (max(b_lo, 0.5 * hint), min(b_hi, 2.0 * hint))]
     for lo_b, hi_b in ranges:
         if hi_b <= lo_b:
             continue
@@ -143,6 +159,7 @@ def _golden(i, d, lo_b, hi_b, hint):
         lo, hi = _width(i, d, b)
         # among equally wide periods (few constraints) prefer the requested interval
         return hi - lo - (1e-3 * abs(b - hint) if hint else 0.0)
+
     g = (math.sqrt(5.0) - 1.0) / 2.0
     x1, x2 = hi_b - g * (hi_b - lo_b), lo_b + g * (hi_b - lo_b)
     f1, f2 = w(x1), w(x2)
@@ -205,6 +222,7 @@ def fit_line_times(slots, dates_s, period_hint_s: float | None = None) -> tuple[
 
 # ---------------------------------------------------------------- whole log
 
+
 def _read_lines(path: Path) -> list[tuple[int, str]]:
     try:
         raw = path.read_bytes()
@@ -216,23 +234,32 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
     if not text.strip():
         raise EnergyError(
             f"tegrastats log {path} is empty: the logger wrote no sample (was tegrastats "
-            f"started, with the rights it needs? see docs/energy.md)")
+            f"started, with the rights it needs? see docs/energy.md)"
+        )
     parts = text.split("\n")
     lines = [(k + 1, p) for k, p in enumerate(parts)]
     if parts[-1] == "":
         lines.pop()
     elif parts[-1].strip():
         no = len(parts)
-        warnings.warn(f"{path}: line {no}: truncated last line (no end of line; the logger "
-                      f"was stopped while writing it), ignored: {parts[-1][:80]!r}",
-                      EnergyWarning, stacklevel=3)
+        warnings.warn(
+            f"{path}: line {no}: truncated last line (no end of line; the logger "
+            f"was stopped while writing it), ignored: {parts[-1][:80]!r}",
+            EnergyWarning,
+            stacklevel=3,
+        )
         lines.pop()
     return lines
 
 
-def parse_tegrastats(path, interval_ms: float | None = None, *, start_wall_s: float | None = None,
-                     stop_wall_s: float | None = None,
-                     utc_offset_s: float | None = None) -> pd.DataFrame:
+def parse_tegrastats(
+    path,
+    interval_ms: float | None = None,
+    *,
+    start_wall_s: float | None = None,
+    stop_wall_s: float | None = None,
+    utc_offset_s: float | None = None,
+) -> pd.DataFrame:
     """Parse a tegrastats log into one row per sample.
 
     Columns: ``t_s`` (epoch seconds, sub-second, see below), ``line_no`` (1-based line in
@@ -268,14 +295,13 @@ def parse_tegrastats(path, interval_ms: float | None = None, *, start_wall_s: fl
             continue
         recs.append(r)
     for no, st in garbled[:10]:
-        warnings.warn(f"{path}: line {no}: not a tegrastats sample (garbled?), skipped: {st[:80]!r}",
-                      EnergyWarning, stacklevel=2)
+        warnings.warn(
+            f"{path}: line {no}: not a tegrastats sample (garbled?), skipped: {st[:80]!r}", EnergyWarning, stacklevel=2
+        )
     if len(garbled) > 10:
-        warnings.warn(f"{path}: {len(garbled) - 10} more garbled lines skipped", EnergyWarning,
-                      stacklevel=2)
+        warnings.warn(f"{path}: {len(garbled) - 10} more garbled lines skipped", EnergyWarning, stacklevel=2)
     if not recs:
-        raise EnergyError(f"tegrastats log {path}: no line could be parsed as a sample "
-                          f"({len(garbled)} garbled lines)")
+        raise EnergyError(f"tegrastats log {path}: no line could be parsed as a sample ({len(garbled)} garbled lines)")
 
     # rails: the usual set is the most common one; a line lacking one of them is damaged
     sets = Counter(frozenset(r["power_mw"]) for r in recs)
@@ -285,14 +311,16 @@ def parse_tegrastats(path, interval_ms: float | None = None, *, start_wall_s: fl
         for k in r["power_mw"]:
             if k not in rails:
                 rails.append(k)
-    damaged = [(r["line_no"], sorted(usual - set(r["power_mw"]))) for r in recs
-               if not usual <= set(r["power_mw"])]
+    damaged = [(r["line_no"], sorted(usual - set(r["power_mw"]))) for r in recs if not usual <= set(r["power_mw"])]
     for no, miss in damaged[:10]:
-        warnings.warn(f"{path}: line {no}: rail(s) {', '.join(miss)} missing or unreadable "
-                      f"(garbled line?); those values are left empty", EnergyWarning, stacklevel=2)
+        warnings.warn(
+            f"{path}: line {no}: rail(s) {', '.join(miss)} missing or unreadable "
+            f"(garbled line?); those values are left empty",
+            EnergyWarning,
+            stacklevel=2,
+        )
     if len(damaged) > 10:
-        warnings.warn(f"{path}: {len(damaged) - 10} more lines with missing rails", EnergyWarning,
-                      stacklevel=2)
+        warnings.warn(f"{path}: {len(damaged) - 10} more lines with missing rails", EnergyWarning, stacklevel=2)
 
     slots = np.array([r["slot"] for r in recs], dtype=float)
     dates = [r["date_naive_s"] for r in recs]
@@ -311,17 +339,19 @@ def parse_tegrastats(path, interval_ms: float | None = None, *, start_wall_s: fl
             stale = have & (d_epoch < float(start_wall_s) - 2.0)
             if stale.any():
                 first_no = recs[int(np.argmax(stale))]["line_no"]
-                warnings.warn(f"{path}: {int(stale.sum())} line(s) dated before the logger "
-                              f"started (first: line {first_no}); stale lines of an earlier "
-                              f"run? ignored", EnergyWarning, stacklevel=2)
+                warnings.warn(
+                    f"{path}: {int(stale.sum())} line(s) dated before the logger "
+                    f"started (first: line {first_no}); stale lines of an earlier "
+                    f"run? ignored",
+                    EnergyWarning,
+                    stacklevel=2,
+                )
                 keep = ~stale
                 recs = [r for r, k in zip(recs, keep) if k]
                 if not recs:
-                    raise EnergyError(f"tegrastats log {path}: every line predates the "
-                                      f"logger's start")
+                    raise EnergyError(f"tegrastats log {path}: every line predates the logger's start")
                 slots, have, d_epoch = slots[keep], have[keep], d_epoch[keep]
-        t_fit, nseg = fit_line_times(slots[have], d_epoch[have],
-                                     float(interval_ms) / 1000.0 if interval_ms else None)
+        t_fit, nseg = fit_line_times(slots[have], d_epoch[have], float(interval_ms) / 1000.0 if interval_ms else None)
         t = np.empty(slots.size)
         t[have] = t_fit
         if not have.all():
@@ -335,13 +365,20 @@ def parse_tegrastats(path, interval_ms: float | None = None, *, start_wall_s: fl
                 t[hi] = t_fit[-1] + b * (slots[hi] - slots[have][-1])
         timing = "dates-fit"
         if nseg > 1:
-            warnings.warn(f"{path}: sampling was irregular (logger stalled or clock stepped): "
-                          f"line times fitted in {nseg} segments", EnergyWarning, stacklevel=2)
+            warnings.warn(
+                f"{path}: sampling was irregular (logger stalled or clock stepped): "
+                f"line times fitted in {nseg} segments",
+                EnergyWarning,
+                stacklevel=2,
+            )
         if interval_ms and have.sum() >= 20 and nseg == 1:
             per = float(np.median(np.diff(t_fit))) if t_fit.size > 1 else float("nan")
             if np.isfinite(per) and abs(per * 1000.0 / float(interval_ms) - 1.0) > 0.25:
-                warnings.warn(f"{path}: lines are {per * 1000:.0f} ms apart, not the "
-                              f"{float(interval_ms):.0f} ms requested", EnergyWarning, stacklevel=2)
+                warnings.warn(
+                    f"{path}: lines are {per * 1000:.0f} ms apart, not the {float(interval_ms):.0f} ms requested",
+                    EnergyWarning,
+                    stacklevel=2,
+                )
     else:
         nslots = slot
         if start_wall_s is not None and stop_wall_s is not None and stop_wall_s > start_wall_s:
@@ -349,17 +386,23 @@ def parse_tegrastats(path, interval_ms: float | None = None, *, start_wall_s: fl
             t = float(start_wall_s) + (slots + 0.5) * per
             timing = "markers"
             if interval_ms and abs(per * 1000.0 / float(interval_ms) - 1.0) > 0.25:
-                warnings.warn(f"{path}: {nslots} lines over {stop_wall_s - start_wall_s:.2f} s is "
-                              f"{per * 1000:.0f} ms per line, not the {float(interval_ms):.0f} ms "
-                              f"requested: times are approximate", EnergyWarning, stacklevel=2)
+                warnings.warn(
+                    f"{path}: {nslots} lines over {stop_wall_s - start_wall_s:.2f} s is "
+                    f"{per * 1000:.0f} ms per line, not the {float(interval_ms):.0f} ms "
+                    f"requested: times are approximate",
+                    EnergyWarning,
+                    stacklevel=2,
+                )
         elif interval_ms:
             base = float(start_wall_s) if start_wall_s is not None else 0.0
             off = 0.5 if start_wall_s is not None else 0.0
             t = base + (slots + off) * float(interval_ms) / 1000.0
             timing = "interval"
         else:
-            raise EnergyError(f"tegrastats log {path} has no dates: interval_ms (and the meter's "
-                              f"start/stop markers) are needed to time its samples")
+            raise EnergyError(
+                f"tegrastats log {path} has no dates: interval_ms (and the meter's "
+                f"start/stop markers) are needed to time its samples"
+            )
 
     data: dict = {"t_s": t, "line_no": np.array([r["line_no"] for r in recs], dtype=int)}
     for k in rails:
@@ -367,6 +410,7 @@ def parse_tegrastats(path, interval_ms: float | None = None, *, start_wall_s: fl
     for k in ("ram_used_mb", "ram_total_mb", "gpu_load_pct"):
         data[k] = np.array([np.nan if r[k] is None else r[k] for r in recs], dtype=float)
     df = pd.DataFrame(data)
-    df.attrs.update({"timing": timing, "segments": nseg, "rails": rails, "path": str(path),
-                     "utc_offset_s": utc_offset_s})
+    df.attrs.update(
+        {"timing": timing, "segments": nseg, "rails": rails, "path": str(path), "utc_offset_s": utc_offset_s}
+    )
     return df

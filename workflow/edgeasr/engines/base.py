@@ -4,6 +4,7 @@ An engine loads a model folder at a planned precision on a device, then maps a b
 float32 arrays to a list of transcripts. Seq2seq (Whisper, SpeechT5) and CTC (wav2vec2, HuBERT,
 WavLM, UniSpeech) models differ only inside the engine.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ import numpy as np
 
 @dataclass
 class EngineSettings:
-    device: str                # cpu | cuda | jetson (resolved)
+    device: str  # cpu | cuda | jetson (resolved)
     threads: int = 1
     language: str = "en"
     beam_size: int = 1

@@ -4,6 +4,7 @@ Precisions: float dtypes via ``torch_dtype``; ``int8`` via torchao int8 weight-o
 GPU, or torch's dynamic int8 quantization of ``nn.Linear`` on a CPU (torchao has no fast CPU int8
 path); configured quantizers (General Quantizer, uniform k-bit) load a packed checkpoint.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,8 +54,10 @@ def dynamic_int8(model):
     linear = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
     spec = {n: default_dynamic_qconfig for n in linear if n not in kept}
     model = quantize_dynamic(model, spec, dtype=torch.qint8)
-    desc = f"torch.ao.quantization.quantize_dynamic qint8 Linear (torch {torch.__version__}): {len(spec)} of " \
-           f"{len(linear)} Linear layers"
+    desc = (
+        f"torch.ao.quantization.quantize_dynamic qint8 Linear (torch {torch.__version__}): {len(spec)} of "
+        f"{len(linear)} Linear layers"
+    )
     if kept:
         parents = sorted({type(m).__name__ for m in model.modules() if type(m).__name__ in FLOAT_LINEAR_PARENTS})
         desc += f"; {len(kept)} kept in float32 ({', '.join(parents)} reads their raw weights)"
@@ -234,5 +237,8 @@ class TransformersEngine(Engine):
         import torch
         import transformers
 
-        return {"compute_type": self.plan.compute_type, "quantizer": self.quantizer,
-                "backend": f"transformers {transformers.__version__} / torch {torch.__version__}"}
+        return {
+            "compute_type": self.plan.compute_type,
+            "quantizer": self.quantizer,
+            "backend": f"transformers {transformers.__version__} / torch {torch.__version__}",
+        }

@@ -6,6 +6,7 @@
 
 All three print plain-text tables.  Nothing here is needed by the quantizer itself.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,7 @@ def read_ct2_variables(path) -> dict:
     def string():
         nonlocal o
         n = take("H")
-        v = data[o:o + n - 1].decode()
+        v = data[o : o + n - 1].decode()
         o += n
         return v
 
@@ -62,9 +63,9 @@ def read_ct2_variables(path) -> dict:
         shape = [take("I") for _ in range(take("B"))]
         dt, nb = take("B"), take("I")
         if dt in _CT2_DTYPES:
-            out[name] = np.frombuffer(data, dtype=_CT2_DTYPES[dt],
-                                      count=nb // np.dtype(_CT2_DTYPES[dt]).itemsize,
-                                      offset=o).reshape(shape)
+            out[name] = np.frombuffer(
+                data, dtype=_CT2_DTYPES[dt], count=nb // np.dtype(_CT2_DTYPES[dt]).itemsize, offset=o
+            ).reshape(shape)
         o += nb
     return out
 
@@ -84,7 +85,7 @@ def _rel_err(box: nn.Module, packed) -> float:
         for name, layer in packed.items():
             w = box.get_submodule(name).weight
             num += float(((layer.dequantize() - w) ** 2).sum())
-            den += float((w ** 2).sum())
+            den += float((w**2).sum())
     return num / den
 
 
@@ -104,8 +105,7 @@ def ablation_table(box: nn.Module, bits_list, variants=VARIANTS) -> list:
 def _print(rows, variants=VARIANTS):
     print("bits | " + " | ".join(f"{v} rel.sq.err" for v in variants) + " | gq/uniform")
     for r in rows:
-        print(f"{r['bits']} | " + " | ".join(f"{r[v]:.3e}" for v in variants)
-              + f" | {r['gq'] / r['uniform']:.2f}")
+        print(f"{r['bits']} | " + " | ".join(f"{r[v]:.3e}" for v in variants) + f" | {r['gq'] / r['uniform']:.2f}")
 
 
 def main(argv=None):
@@ -126,30 +126,47 @@ def main(argv=None):
         g = torch.Generator().manual_seed(0)
         n = args.size
         u = torch.rand(n, n, generator=g) - 0.5
-        for label, w in [("gaussian", torch.randn(n, n, generator=g)),
-                         ("laplacian", -torch.sign(u) * torch.log1p(-2 * u.abs()))]:
+        for label, w in [
+            ("gaussian", torch.randn(n, n, generator=g)),
+            ("laplacian", -torch.sign(u) * torch.log1p(-2 * u.abs())),
+        ]:
             print(f"## {label} {n}x{n}, per-channel max scaling")
             _print(ablation_table(_box({"w": w}), args.bits))
     elif args.cmd == "ct2":
         v = read_ct2_variables(args.path)
-        lin = {k: a for k, a in v.items() if k.endswith("/weight") and a.ndim == 2
-               and "embeddings" not in k and "layer_norm" not in k}
-        print(f"## {args.path}: {len(lin)} Linear weights, "
-              f"{sum(a.size for a in lin.values()) / 1e6:.2f} M params")
+        lin = {
+            k: a
+            for k, a in v.items()
+            if k.endswith("/weight") and a.ndim == 2 and "embeddings" not in k and "layer_norm" not in k
+        }
+        print(f"## {args.path}: {len(lin)} Linear weights, {sum(a.size for a in lin.values()) / 1e6:.2f} M params")
         _print(ablation_table(_box(lin), args.bits))
     else:
         from transformers import WhisperConfig, WhisperForConditionalGeneration
+
         dims = {"tiny": (384, 4, 6, 1536), "base": (512, 6, 8, 2048)}[args.arch]
         d, L, h, f = dims
         torch.manual_seed(0)
-        model = WhisperForConditionalGeneration(WhisperConfig(
-            vocab_size=51865, num_mel_bins=80, d_model=d, encoder_layers=L, decoder_layers=L,
-            encoder_attention_heads=h, decoder_attention_heads=h, encoder_ffn_dim=f,
-            decoder_ffn_dim=f)).eval()
-        print(f"## random-init whisper-{args.arch}: "
-              f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M params, "
-              f"num_threads={args.threads}")
+        model = WhisperForConditionalGeneration(
+            WhisperConfig(
+                vocab_size=51865,
+                num_mel_bins=80,
+                d_model=d,
+                encoder_layers=L,
+                decoder_layers=L,
+                encoder_attention_heads=h,
+                decoder_attention_heads=h,
+                encoder_ffn_dim=f,
+                decoder_ffn_dim=f,
+            )
+        ).eval()
+        print(
+            f"## random-init whisper-{args.arch}: "
+            f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M params, "
+            f"num_threads={args.threads}"
+        )
         from .model import packed_size_report
+
         for b in args.bits:
             if b == "mixed":
                 spec = QuantSpec(bits={"model.encoder.*": 4, "model.decoder.*": 6, "*": 4})
@@ -164,12 +181,14 @@ def main(argv=None):
             pm = quantize_model(model, spec)
             dt = time.perf_counter() - t0
             r = packed_size_report(model, pm)
-            print(f"{b}: quantize_model {dt:.1f} s, {r['layers_quantized']} layers, "
-                  f"{r['params_quantized'] / 1e6:.1f} M quantized params, "
-                  f"packed {r['bytes_quantized'] / 1e6:.1f} MB, "
-                  f"x{r['ratio_vs_fp32']:.2f} vs fp32, x{r['ratio_vs_int8']:.2f} vs int8, "
-                  f"checkpoint {r['bytes_packed_at_rest'] / 1e6:.1f} MB "
-                  f"(x{r['ratio_vs_fp32_model']:.2f} vs fp32 model)")
+            print(
+                f"{b}: quantize_model {dt:.1f} s, {r['layers_quantized']} layers, "
+                f"{r['params_quantized'] / 1e6:.1f} M quantized params, "
+                f"packed {r['bytes_quantized'] / 1e6:.1f} MB, "
+                f"x{r['ratio_vs_fp32']:.2f} vs fp32, x{r['ratio_vs_int8']:.2f} vs int8, "
+                f"checkpoint {r['bytes_packed_at_rest'] / 1e6:.1f} MB "
+                f"(x{r['ratio_vs_fp32_model']:.2f} vs fp32 model)"
+            )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ F^-1(y) = sign(y) * ((1 + mu)^|y| - 1) / mu.  Both map [-1, 1] onto itself, are 
 strictly increasing, and fix -1, 0 and 1.  ``mu <= 0`` means "no companding" (identity),
 which is the limit of F as mu -> 0 and is how the uniform quantizer is stored.
 """
+
 from __future__ import annotations
 
 import math

@@ -23,6 +23,7 @@ Two methods produce it:
   value -2**(b-1)/(2**(b-1)-1), is in the table but never produced, exactly like int8
   symmetric never uses -128); for b = 1 the levels are {-1, +1} (sign times max magnitude).
 """
+
 from __future__ import annotations
 
 import math
@@ -33,7 +34,7 @@ import torch
 
 from .companding import compand, expand
 from .packing import pack_bits, unpack_bits
-from .soft import fit_centroids, hard_assign, histogram_summary, default_bins, torch_threads
+from .soft import default_bins, fit_centroids, hard_assign, histogram_summary, torch_threads
 
 __all__ = ["PackedLayer", "quantize_tensor", "uniform_grid", "decode"]
 
@@ -78,15 +79,20 @@ class PackedLayer:
         return expand(self.centroids.to(torch.float32), self.mu)
 
     def dequantize(self, dtype=torch.float32, device=None) -> torch.Tensor:
-        return decode(self.codes, self.codebook(), self.scales, self.bits, self.shape,
-                      dtype=dtype, device=device)
+        return decode(self.codes, self.codebook(), self.scales, self.bits, self.shape, dtype=dtype, device=device)
 
     def meta(self) -> dict:
-        return {"bits": int(self.bits), "shape": [int(s) for s in self.shape],
-                "mu": float(self.mu), "method": self.method, "kind": self.kind,
-                "centroid_groups": int(self.centroids.shape[0]),
-                "per_channel": bool(self.scales.numel() > 1 or self.rows == 1),
-                "tied": list(self.tied), "fit": dict(self.fit)}
+        return {
+            "bits": int(self.bits),
+            "shape": [int(s) for s in self.shape],
+            "mu": float(self.mu),
+            "method": self.method,
+            "kind": self.kind,
+            "centroid_groups": int(self.centroids.shape[0]),
+            "per_channel": bool(self.scales.numel() > 1 or self.rows == 1),
+            "tied": list(self.tied),
+            "fit": dict(self.fit),
+        }
 
 
 def decode(codes, codebook, scales, bits, shape, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -150,7 +156,7 @@ def _uniform_layer(w2, bits, per_channel):
 
 
 def _name_seed(seed: int, name: str) -> int:
-    return (int(seed) * 1_000_003 + zlib.crc32(name.encode())) % (2 ** 63 - 1)
+    return (int(seed) * 1_000_003 + zlib.crc32(name.encode())) % (2**63 - 1)
 
 
 def _fit_in_chunks(points, weights, per: int, bits: int, mu: float, fit_kwargs: dict):
@@ -159,17 +165,32 @@ def _fit_in_chunks(points, weights, per: int, bits: int, mu: float, fit_kwargs: 
     Returns (centroids, kept_init) with one row / flag per input row."""
     cents, kept = [], []
     for i in range(0, points.shape[0], per):
-        c, info = fit_centroids(points[i:i + per], bits, weights=weights[i:i + per], mu=mu,
-                                return_info=True, **{**fit_kwargs, "bins": 0})
+        c, info = fit_centroids(
+            points[i : i + per],
+            bits,
+            weights=weights[i : i + per],
+            mu=mu,
+            return_info=True,
+            **{**fit_kwargs, "bins": 0},
+        )
         cents.append(c)
-        kept.append(info.kept_mask if info.kept_mask is not None
-                    else torch.zeros(c.shape[0], dtype=torch.bool))
+        kept.append(info.kept_mask if info.kept_mask is not None else torch.zeros(c.shape[0], dtype=torch.bool))
     return torch.cat(cents), torch.cat(kept)
 
 
-def _gq_layers(ws: list, names: list, bits: int, *, mu: float, per_channel: bool,
-               centroid_group: str, fit_kwargs: dict, seed: int, max_points_per_channel: int,
-               budget: int = 1 << 24):
+def _gq_layers(
+    ws: list,
+    names: list,
+    bits: int,
+    *,
+    mu: float,
+    per_channel: bool,
+    centroid_group: str,
+    fit_kwargs: dict,
+    seed: int,
+    max_points_per_channel: int,
+    budget: int = 1 << 24,
+):
     """Fit and hard-assign a list of 2-D float32 weights that share one bit width.
 
     Per-tensor centroid tables: each layer is summarised by a histogram of its companded
@@ -198,8 +219,14 @@ def _gq_layers(ws: list, names: list, bits: int, *, mu: float, per_channel: bool
         C, kept = _fit_in_chunks(P, M, per, bits, mu, fit_kwargs)
         out = []
         for (y, s, _), c, k in zip(preps, C, kept):
-            out.append((hard_assign(y.reshape(-1), c).view(y.shape), c.unsqueeze(0).clone(), s,
-                        {"kept_init_fraction": float(k)}))
+            out.append(
+                (
+                    hard_assign(y.reshape(-1), c).view(y.shape),
+                    c.unsqueeze(0).clone(),
+                    s,
+                    {"kept_init_fraction": float(k)},
+                )
+            )
         return out
     if centroid_group != "channel":
         raise ValueError("centroid_group must be 'tensor' or 'channel'")
@@ -226,24 +253,41 @@ def _gq_layers(ws: list, names: list, bits: int, *, mu: float, per_channel: bool
     out, r0 = [], 0
     for y, s, _ in preps:
         R = y.shape[0]
-        c = C[r0:r0 + R].contiguous()
-        k = float(kept[r0:r0 + R].float().mean())
+        c = C[r0 : r0 + R].contiguous()
+        k = float(kept[r0 : r0 + R].float().mean())
         r0 += R
         out.append((hard_assign(y, c), c, s, {"kept_init_fraction": k}))
     return out
 
 
 def make_layer(idx, centroids, scales, bits, shape, mu, method, kind="linear") -> PackedLayer:
-    return PackedLayer(codes=pack_bits(idx.reshape(-1).cpu(), bits),
-                       centroids=centroids.detach().to("cpu", CENTROID_DTYPE).contiguous(),
-                       scales=scales.detach().to("cpu", SCALE_DTYPE).contiguous(), bits=int(bits),
-                       shape=tuple(int(d) for d in shape), mu=float(mu), method=method, kind=kind)
+    return PackedLayer(
+        codes=pack_bits(idx.reshape(-1).cpu(), bits),
+        centroids=centroids.detach().to("cpu", CENTROID_DTYPE).contiguous(),
+        scales=scales.detach().to("cpu", SCALE_DTYPE).contiguous(),
+        bits=int(bits),
+        shape=tuple(int(d) for d in shape),
+        mu=float(mu),
+        method=method,
+        kind=kind,
+    )
 
 
-def quantize_tensor(w, bits: int, method: str = "gq", *, mu: float = 255.0,
-                    per_channel: bool = True, centroid_group: str = "tensor", steps: int = 100,
-                    seed: int = 0, name: str = "", max_points_per_channel: int = 256,
-                    num_threads: int | None = 1, **fit_kwargs) -> PackedLayer:
+def quantize_tensor(
+    w,
+    bits: int,
+    method: str = "gq",
+    *,
+    mu: float = 255.0,
+    per_channel: bool = True,
+    centroid_group: str = "tensor",
+    steps: int = 100,
+    seed: int = 0,
+    name: str = "",
+    max_points_per_channel: int = 256,
+    num_threads: int | None = 1,
+    **fit_kwargs,
+) -> PackedLayer:
     """Quantize one weight tensor (dim 0 = output channels) to ``bits`` (1..8).
 
     ``fit_kwargs`` go to :func:`edgeasr.gq.soft.fit_centroids` (tau_start, tau_end, lr,
@@ -253,14 +297,24 @@ def quantize_tensor(w, bits: int, method: str = "gq", *, mu: float = 255.0,
     if not 1 <= bits <= 8:
         raise ValueError("bits must be in 1..8")
     with torch_threads(num_threads), torch.no_grad():
-        return _quantize_tensor(w, bits, method, mu=mu, per_channel=per_channel,
-                                centroid_group=centroid_group, steps=steps, seed=seed,
-                                name=name, max_points_per_channel=max_points_per_channel,
-                                **fit_kwargs)
+        return _quantize_tensor(
+            w,
+            bits,
+            method,
+            mu=mu,
+            per_channel=per_channel,
+            centroid_group=centroid_group,
+            steps=steps,
+            seed=seed,
+            name=name,
+            max_points_per_channel=max_points_per_channel,
+            **fit_kwargs,
+        )
 
 
-def _quantize_tensor(w, bits, method, *, mu, per_channel, centroid_group, steps, seed, name,
-                     max_points_per_channel, **fit_kwargs) -> PackedLayer:
+def _quantize_tensor(
+    w, bits, method, *, mu, per_channel, centroid_group, steps, seed, name, max_points_per_channel, **fit_kwargs
+) -> PackedLayer:
     w = torch.as_tensor(w)
     shape = tuple(w.shape) if w.dim() >= 2 else tuple(_as_rows(w).shape)
     w2 = _as_rows(w)
@@ -269,10 +323,17 @@ def _quantize_tensor(w, bits, method, *, mu, per_channel, centroid_group, steps,
         return make_layer(idx, c, s, bits, shape, 0.0, "uniform")
     if method != "gq":
         raise ValueError("method must be 'gq' or 'uniform'")
-    (idx, c, s, fit), = _gq_layers([w2], [name], bits, mu=mu, per_channel=per_channel,
-                              centroid_group=centroid_group,
-                              fit_kwargs={"steps": steps, **fit_kwargs}, seed=seed,
-                              max_points_per_channel=max_points_per_channel)
+    ((idx, c, s, fit),) = _gq_layers(
+        [w2],
+        [name],
+        bits,
+        mu=mu,
+        per_channel=per_channel,
+        centroid_group=centroid_group,
+        fit_kwargs={"steps": steps, **fit_kwargs},
+        seed=seed,
+        max_points_per_channel=max_points_per_channel,
+    )
     layer = make_layer(idx, c, s, bits, shape, mu, "gq")
     layer.fit = fit
     return layer

@@ -8,6 +8,7 @@ method, mu, the full QuantSpec, per-layer {bits, shape, mu, method, kind, centro
 per_channel, tied}, skipped layers and why, float-tensor aliases, storage dtypes.  The file's
 bytes are a pure function of the packed model (sorted JSON, no timestamps).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ import safetensors.torch as st
 from safetensors import safe_open
 
 from .core import PackedLayer
-from .model import PackedModel, FORMAT_NAME, FORMAT_VERSION
+from .model import FORMAT_NAME, FORMAT_VERSION, PackedModel
 
 __all__ = ["save_packed", "load_packed", "serialize", "deserialize"]
 
@@ -34,8 +35,12 @@ def _tensors_and_header(packed: PackedModel):
         layers[name] = l.meta()
     for k, t in packed.float_tensors.items():
         tensors[f"f/{k}"] = t.contiguous()
-    header = {**packed.meta, "layers": layers, "float_aliases": packed.float_aliases,
-              "float_tensors": list(packed.float_tensors)}
+    header = {
+        **packed.meta,
+        "layers": layers,
+        "float_aliases": packed.float_aliases,
+        "float_tensors": list(packed.float_tensors),
+    }
     return tensors, {_KEY: json.dumps(header, sort_keys=True)}
 
 
@@ -63,22 +68,28 @@ def _from(tensors: dict, header: dict) -> PackedModel:
         raise ValueError(f"packed format version {header['version']} is newer than supported")
     layers = {}
     for name, m in header["layers"].items():
-        layers[name] = PackedLayer(codes=tensors[f"q/{name}/codes"],
-                                   centroids=tensors[f"q/{name}/centroids"],
-                                   scales=tensors[f"q/{name}/scales"], bits=int(m["bits"]),
-                                   shape=tuple(m["shape"]), mu=float(m["mu"]),
-                                   method=m["method"], kind=m.get("kind", "linear"),
-                                   tied=list(m.get("tied", [])), fit=dict(m.get("fit", {})))
+        layers[name] = PackedLayer(
+            codes=tensors[f"q/{name}/codes"],
+            centroids=tensors[f"q/{name}/centroids"],
+            scales=tensors[f"q/{name}/scales"],
+            bits=int(m["bits"]),
+            shape=tuple(m["shape"]),
+            mu=float(m["mu"]),
+            method=m["method"],
+            kind=m.get("kind", "linear"),
+            tied=list(m.get("tied", [])),
+            fit=dict(m.get("fit", {})),
+        )
     floats = {k: tensors[f"f/{k}"] for k in header.get("float_tensors", [])}
-    meta = {k: v for k, v in header.items()
-            if k not in ("layers", "float_aliases", "float_tensors")}
+    meta = {k: v for k, v in header.items() if k not in ("layers", "float_aliases", "float_tensors")}
     return PackedModel(layers, meta, floats, header.get("float_aliases", {}))
 
 
 def deserialize(data: bytes) -> PackedModel:
     import struct
+
     n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(json.loads(data[8:8 + n].decode())["__metadata__"][_KEY])
+    header = json.loads(json.loads(data[8 : 8 + n].decode())["__metadata__"][_KEY])
     return _from(st.load(data), header)
 
 

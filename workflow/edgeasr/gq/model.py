@@ -1,4 +1,5 @@
 """Model-level quantization: PackedModel, quantize_model, GQLinear, apply_packed, size report."""
+
 from __future__ import annotations
 
 import time
@@ -8,12 +9,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import PackedLayer, _as_rows, _gq_layers, _uniform_layer, make_layer, decode
-from .spec import QuantSpec
+from .core import PackedLayer, _as_rows, _gq_layers, _uniform_layer, decode, make_layer
 from .soft import torch_threads
+from .spec import QuantSpec
 
-__all__ = ["PackedModel", "quantize_model", "GQLinear", "apply_packed", "packed_size_report",
-           "FORMAT_NAME", "FORMAT_VERSION"]
+__all__ = [
+    "PackedModel",
+    "quantize_model",
+    "GQLinear",
+    "apply_packed",
+    "packed_size_report",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+]
 
 FORMAT_NAME = "edgeasr.gq"
 FORMAT_VERSION = 1
@@ -26,8 +34,7 @@ class PackedModel(Mapping):
     ``float_tensors`` (the model's remaining float state, de-duplicated; ``float_aliases``
     maps a duplicate state-dict name to the stored one)."""
 
-    def __init__(self, layers: dict, meta: dict, float_tensors: dict | None = None,
-                 float_aliases: dict | None = None):
+    def __init__(self, layers: dict, meta: dict, float_tensors: dict | None = None, float_aliases: dict | None = None):
         self.layers = dict(layers)
         self.meta = dict(meta)
         self.float_tensors = dict(float_tensors or {})
@@ -51,8 +58,10 @@ class PackedModel(Mapping):
         return QuantSpec.from_dict(self.meta["spec"])
 
     def __repr__(self):
-        return (f"PackedModel({len(self.layers)} layers, method={self.meta.get('method')}, "
-                f"float_tensors={len(self.float_tensors)})")
+        return (
+            f"PackedModel({len(self.layers)} layers, method={self.meta.get('method')}, "
+            f"float_tensors={len(self.float_tensors)})"
+        )
 
 
 def _storage_key(t: torch.Tensor):
@@ -121,11 +130,19 @@ def _float_state(model: nn.Module, spec: QuantSpec, qweights) -> tuple[dict, dic
 
 
 def _meta(spec: QuantSpec, layers: dict, skipped: dict, **extra) -> dict:
-    return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "method": spec.method,
-            "mu": float(spec.mu) if spec.method == "gq" else 0.0, "spec": spec.to_dict(),
-            "bits": {n: l.bits for n, l in layers.items()}, "skipped": skipped,
-            "centroid_dtype": "float32", "scale_dtype": "float32",
-            "index_packing": "b-bit, row-major, LSB-first bit stream in uint8", **extra}
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "method": spec.method,
+        "mu": float(spec.mu) if spec.method == "gq" else 0.0,
+        "spec": spec.to_dict(),
+        "bits": {n: l.bits for n, l in layers.items()},
+        "skipped": skipped,
+        "centroid_dtype": "float32",
+        "scale_dtype": "float32",
+        "index_packing": "b-bit, row-major, LSB-first bit stream in uint8",
+        **extra,
+    }
 
 
 def quantize_model(model: nn.Module, spec: QuantSpec | None = None, **overrides) -> PackedModel:
@@ -158,10 +175,17 @@ def _quantize_model(model: nn.Module, spec: QuantSpec) -> PackedModel:
             results = [(*_uniform_layer(w2, bits, spec.per_channel), {}) for w2 in ws]
             mu = 0.0
         else:
-            results = _gq_layers(ws, names, bits, mu=spec.mu, per_channel=spec.per_channel,
-                                 centroid_group=spec.centroid_group,
-                                 fit_kwargs=spec.fit_kwargs(), seed=spec.seed,
-                                 max_points_per_channel=spec.max_points_per_channel)
+            results = _gq_layers(
+                ws,
+                names,
+                bits,
+                mu=spec.mu,
+                per_channel=spec.per_channel,
+                centroid_group=spec.centroid_group,
+                fit_kwargs=spec.fit_kwargs(),
+                seed=spec.seed,
+                max_points_per_channel=spec.max_points_per_channel,
+            )
             mu = spec.mu
         for (name, mod, kind, others), (idx, c, s, fit) in zip(group, results):
             layer = make_layer(idx, c, s, bits, tuple(mod.weight.shape), mu, spec.method, kind)
@@ -183,8 +207,14 @@ class GQLinear(nn.Module):
     rebuilt on every forward (saves weight memory between calls, costs an unpack per call).
     Either way the matmul itself runs in floating point (the input's dtype)."""
 
-    def __init__(self, layer: PackedLayer, bias: torch.Tensor | None = None,
-                 mode: str = "dequant-at-load", dtype=torch.float32, device=None):
+    def __init__(
+        self,
+        layer: PackedLayer,
+        bias: torch.Tensor | None = None,
+        mode: str = "dequant-at-load",
+        dtype=torch.float32,
+        device=None,
+    ):
         super().__init__()
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}")
@@ -229,8 +259,10 @@ class GQLinear(nn.Module):
         return F.linear(x, w, b)
 
     def extra_repr(self):
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bits={self.bits}, method={self.method}, mode={self.mode}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bits={self.bits}, method={self.method}, mode={self.mode}"
+        )
 
 
 def _set_submodule(model: nn.Module, name: str, new: nn.Module):
@@ -240,8 +272,15 @@ def _set_submodule(model: nn.Module, name: str, new: nn.Module):
 
 
 @torch.no_grad()
-def apply_packed(model: nn.Module, packed: PackedModel, mode: str = "dequant-at-load", *,
-                 load_float: bool = True, swap: bool = False, strict: bool = True) -> nn.Module:
+def apply_packed(
+    model: nn.Module,
+    packed: PackedModel,
+    mode: str = "dequant-at-load",
+    *,
+    load_float: bool = True,
+    swap: bool = False,
+    strict: bool = True,
+) -> nn.Module:
     """Put the packed weights into ``model`` (in place; also returned).
 
     mode="dequant-at-load" (default) overwrites each quantized layer's ``weight`` in place
@@ -351,8 +390,12 @@ def packed_size_report(model: nn.Module, packed: PackedModel) -> dict:
     swappable = [l for l in packed.layers.values() if l.kind == "linear" and not l.tied]
     in_place = [l for l in packed.layers.values() if not (l.kind == "linear" and not l.tied)]
     largest = max((l.numel for l in swappable), default=0)
-    on_forward = (float_bytes + sum(l.nbytes + l.centroids.numel() * 4 for l in swappable)
-                  + sum(4 * l.numel for l in in_place) + 4 * largest)
+    on_forward = (
+        float_bytes
+        + sum(l.nbytes + l.centroids.numel() * 4 for l in swappable)
+        + sum(4 * l.numel for l in in_place)
+        + 4 * largest
+    )
     model_fp32 = 4 * (pq + pf)
     denom = at_rest if packed.float_tensors else bq + 4 * pf
     mean_bits = (sum(l.bits * l.numel for l in packed.layers.values()) / pq) if pq else 0.0

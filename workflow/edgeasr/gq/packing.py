@@ -6,6 +6,7 @@ applied to the little-endian bit expansion of every index).  The stream is padde
 bits to a whole byte, so ``n`` indices take ``ceil(n * b / 8)`` bytes.  Pure torch, so the
 same code unpacks on CPU or GPU (used by ``GQLinear`` in "on-forward" mode).
 """
+
 from __future__ import annotations
 
 import torch

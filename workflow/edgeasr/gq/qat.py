@@ -12,6 +12,7 @@ model's weights are overwritten with the decompressed hard weights, and the pack
 returned.  Scales stay at the max magnitudes of the initial weights (latent weights beyond
 them saturate).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -23,8 +24,8 @@ from torch.nn.utils import parametrize
 
 from .companding import compand, expand
 from .core import make_layer
-from .model import PackedModel, _collect, _float_state, _meta, quantize_model, apply_packed
-from .soft import soft_quantize, hard_assign, init_centroids, torch_threads
+from .model import PackedModel, _collect, _float_state, _meta, apply_packed, quantize_model
+from .soft import hard_assign, init_centroids, soft_quantize, torch_threads
 from .spec import QuantSpec
 
 __all__ = ["qat_finetune", "SoftQuantParam"]
@@ -60,13 +61,24 @@ class SoftQuantParam(nn.Module):
         return (expand(q, self.mu) * s).view(W.shape).to(W.dtype)
 
 
-def qat_finetune(model: nn.Module, loss_fn: Callable[[nn.Module, object], torch.Tensor],
-                 batches: Iterable, spec: QuantSpec | None = None, *, epochs: int = 1,
-                 steps: int | None = None, lr: float = 1e-3, centroid_lr: float | None = None,
-                 train_weights: bool = True, train_other: bool = False,
-                 tau_start: float | None = None, tau_end: float | None = None,
-                 init: str = "data-free", callback: Callable | None = None,
-                 num_threads: int | None = None) -> PackedModel:
+def qat_finetune(
+    model: nn.Module,
+    loss_fn: Callable[[nn.Module, object], torch.Tensor],
+    batches: Iterable,
+    spec: QuantSpec | None = None,
+    *,
+    epochs: int = 1,
+    steps: int | None = None,
+    lr: float = 1e-3,
+    centroid_lr: float | None = None,
+    train_weights: bool = True,
+    train_other: bool = False,
+    tau_start: float | None = None,
+    tau_end: float | None = None,
+    init: str = "data-free",
+    callback: Callable | None = None,
+    num_threads: int | None = None,
+) -> PackedModel:
     """Quantization-aware fine-tuning; modifies ``model`` in place, returns the packed model.
 
     loss_fn(model, batch) -> scalar loss tensor.  ``batches`` is re-iterated for each of
@@ -79,14 +91,41 @@ def qat_finetune(model: nn.Module, loss_fn: Callable[[nn.Module, object], torch.
     (None: leave it).  Latent weights beyond the initial scales saturate; the centroid
     learning rate should shrink with the spacing 2/K at many bits."""
     with torch_threads(num_threads):
-        return _qat(model, loss_fn, batches, spec, epochs=epochs, steps=steps, lr=lr,
-                    centroid_lr=centroid_lr, train_weights=train_weights,
-                    train_other=train_other, tau_start=tau_start, tau_end=tau_end, init=init,
-                    callback=callback)
+        return _qat(
+            model,
+            loss_fn,
+            batches,
+            spec,
+            epochs=epochs,
+            steps=steps,
+            lr=lr,
+            centroid_lr=centroid_lr,
+            train_weights=train_weights,
+            train_other=train_other,
+            tau_start=tau_start,
+            tau_end=tau_end,
+            init=init,
+            callback=callback,
+        )
 
 
-def _qat(model, loss_fn, batches, spec, *, epochs, steps, lr, centroid_lr, train_weights,
-         train_other, tau_start, tau_end, init, callback) -> PackedModel:
+def _qat(
+    model,
+    loss_fn,
+    batches,
+    spec,
+    *,
+    epochs,
+    steps,
+    lr,
+    centroid_lr,
+    train_weights,
+    train_other,
+    tau_start,
+    tau_end,
+    init,
+    callback,
+) -> PackedModel:
     spec = spec or QuantSpec()
     if spec.method != "gq":
         raise ValueError("qat_finetune supports method='gq' only")
@@ -128,8 +167,9 @@ def _qat(model, loss_fn, batches, spec, *, epochs, steps, lr, centroid_lr, train
             parametrize.register_parametrization(mod, "weight", pq)
             mod.parametrizations.weight.original.requires_grad_(train_weights)
             pqs[name] = (mod, pq, bits)
-        groups = [{"params": [pq.centroids for _, pq, _ in pqs.values()],
-                   "lr": lr if centroid_lr is None else centroid_lr}]
+        groups = [
+            {"params": [pq.centroids for _, pq, _ in pqs.values()], "lr": lr if centroid_lr is None else centroid_lr}
+        ]
         latent = [mod.parametrizations.weight.original for mod, _, _ in pqs.values()]
         if train_weights:
             groups.append({"params": latent, "lr": lr})
@@ -181,8 +221,20 @@ def _qat(model, loss_fn, batches, spec, *, epochs, steps, lr, centroid_lr, train
     packed_wo_float = PackedModel(layers, {})
     apply_packed(model, packed_wo_float, load_float=False)
     float_tensors, aliases = _float_state(model, spec, [model.get_submodule(n).weight for n in layers])
-    meta = _meta(spec, layers, skipped, mode="qat", qat={"steps": steps, "lr": lr,
-                 "centroid_lr": centroid_lr, "train_weights": train_weights,
-                 "train_other": train_other, "tau_start": tau_start, "tau_end": tau_end,
-                 "init": init})
+    meta = _meta(
+        spec,
+        layers,
+        skipped,
+        mode="qat",
+        qat={
+            "steps": steps,
+            "lr": lr,
+            "centroid_lr": centroid_lr,
+            "train_weights": train_weights,
+            "train_other": train_other,
+            "tau_start": tau_start,
+            "tau_end": tau_end,
+            "init": init,
+        },
+    )
     return PackedModel(layers, meta, float_tensors, aliases)

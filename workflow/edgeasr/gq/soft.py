@@ -22,6 +22,7 @@ reconstruction error of the soft quantizer while tau is annealed geometrically f
 fine histogram in companded space (per bin: total weight and weighted mean of the values), which
 is deterministic and makes one step cost O(bins * window) instead of O(n * K).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -97,8 +98,7 @@ def hard_assign(y: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     return idx[0] if squeeze else idx
 
 
-def soft_quantize(y: torch.Tensor, centroids: torch.Tensor, tau: float,
-                  window: int | None = 8) -> torch.Tensor:
+def soft_quantize(y: torch.Tensor, centroids: torch.Tensor, tau: float, window: int | None = 8) -> torch.Tensor:
     """Differentiable soft quantized value in companded space, same shape as ``y``.
 
     ``centroids`` need not be sorted (they are sorted here, differentiably).  Gradients flow
@@ -128,8 +128,7 @@ def soft_quantize(y: torch.Tensor, centroids: torch.Tensor, tau: float,
     return q[0] if squeeze else q
 
 
-def temperature(step: int, steps: int, tau_start: float, tau_end: float,
-                anneal_frac: float = 0.8) -> float:
+def temperature(step: int, steps: int, tau_start: float, tau_end: float, anneal_frac: float = 0.8) -> float:
     """Geometric annealing from ``tau_start`` (step 0) to ``tau_end`` (reached after
     ``anneal_frac`` of the steps, then held)."""
     n = max(1, int(round(steps * anneal_frac)) - 1)
@@ -145,8 +144,7 @@ def init_centroids(bits: int, groups: int = 1, dtype=torch.float32) -> torch.Ten
     return c.to(dtype).unsqueeze(0).repeat(groups, 1)
 
 
-def histogram_summary(y: torch.Tensor, weights: torch.Tensor | None, bins: int
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+def histogram_summary(y: torch.Tensor, weights: torch.Tensor | None, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Summarise values in [-1, 1] by ``bins`` equal bins, per group.
 
     ``y`` is ``[n]`` or ``[G, n]`` (``weights`` the same shape or None).  Returns
@@ -172,8 +170,9 @@ def histogram_summary(y: torch.Tensor, weights: torch.Tensor | None, bins: int
     return (pts[0], mass[0]) if squeeze else (pts, mass)
 
 
-def density_init(y: torch.Tensor, weights: torch.Tensor | None, bits: int, mu: float,
-                 space: str = "weight", bins: int | None = None) -> torch.Tensor:
+def density_init(
+    y: torch.Tensor, weights: torch.Tensor | None, bits: int, mu: float, space: str = "weight", bins: int | None = None
+) -> torch.Tensor:
     """High-rate-optimal initial centroids, sorted, ``[K]`` or ``[G, K]``.
 
     High-resolution quantization theory (Panter-Dite) gives the MSE-optimal density of levels
@@ -220,9 +219,16 @@ class FitInfo:
     losses: list = field(default_factory=list)
 
 
-def soft_loss_and_grad(y: torch.Tensor, w: torch.Tensor, target: torch.Tensor,
-                       c: torch.Tensor, tau: float, window: int | None, mu: float,
-                       space: str = "weight") -> tuple[torch.Tensor, torch.Tensor]:
+def soft_loss_and_grad(
+    y: torch.Tensor,
+    w: torch.Tensor,
+    target: torch.Tensor,
+    c: torch.Tensor,
+    tau: float,
+    window: int | None,
+    mu: float,
+    space: str = "weight",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Reconstruction loss of the soft quantizer and its gradient w.r.t. ``c``, by hand.
 
     Same value and gradient as autograd through :func:`soft_quantize` (tested), but about
@@ -239,8 +245,7 @@ def soft_loss_and_grad(y: torch.Tensor, w: torch.Tensor, target: torch.Tensor,
     else:
         j = hard_assign(y, cs)
         start = (j - (window // 2 - 1)).clamp(0, K - window)
-        flat = (start.unsqueeze(-1) + torch.arange(window)
-                + (torch.arange(G) * K).view(G, 1, 1))
+        flat = start.unsqueeze(-1) + torch.arange(window) + (torch.arange(G) * K).view(G, 1, 1)
         cw = cs.reshape(-1)[flat]  # [G, N, M]
     d = y.unsqueeze(-1) - cw
     p = torch.softmax(d * d * (-a), dim=-1)
@@ -258,8 +263,7 @@ def soft_loss_and_grad(y: torch.Tensor, w: torch.Tensor, target: torch.Tensor,
     if flat is None:
         gcs = gcw.sum(1)
     else:
-        gcs = torch.bincount(flat.reshape(-1), weights=gcw.reshape(-1),
-                             minlength=G * K).view(G, K).to(c.dtype)
+        gcs = torch.bincount(flat.reshape(-1), weights=gcw.reshape(-1), minlength=G * K).view(G, K).to(c.dtype)
     grad = torch.zeros_like(c).scatter_(1, perm, gcs)
     return loss, grad
 
@@ -276,11 +280,25 @@ def default_bins(bits: int) -> int:
     return int(min(1024, max(512, 8 * (1 << int(bits)))))
 
 
-def fit_centroids(y, bits: int, *, weights=None, mu: float = 255.0, steps: int = 100,
-                  tau_start: float = 1.0, tau_end: float = 1e-4, lr: float = 0.03,
-                  space: str = "weight", window: int | None = 8, bins: int | None = None,
-                  init="density", keep_best: bool = True, anneal_frac: float = 0.8,
-                  num_threads: int | None = 1, return_info: bool = False):
+def fit_centroids(
+    y,
+    bits: int,
+    *,
+    weights=None,
+    mu: float = 255.0,
+    steps: int = 100,
+    tau_start: float = 1.0,
+    tau_end: float = 1e-4,
+    lr: float = 0.03,
+    space: str = "weight",
+    window: int | None = 8,
+    bins: int | None = None,
+    init="density",
+    keep_best: bool = True,
+    anneal_frac: float = 0.8,
+    num_threads: int | None = 1,
+    return_info: bool = False,
+):
     """Fit ``2**bits`` centroids (companded space) per group to companded values ``y``.
 
     y : ``[n]`` (one group) or ``[G, n]``, values in [-1, 1] (= compand(w / scale)).
@@ -331,8 +349,12 @@ def fit_centroids(y, bits: int, *, weights=None, mu: float = 255.0, steps: int =
             raise ValueError("init must be 'mulaw', 'density' or a tensor")
     else:
         c0 = torch.as_tensor(init, dtype=torch.float32).reshape(-1, K).expand(G, K).clone()
-    info = FitInfo(steps=int(steps), tau_start=float(tau_start), tau_end=float(tau_end),
-                   final_tau=float(tau_start) if steps else float("nan"))
+    info = FitInfo(
+        steps=int(steps),
+        tau_start=float(tau_start),
+        tau_end=float(tau_end),
+        final_tau=float(tau_start) if steps else float("nan"),
+    )
     target = expand(yy, mu) if space == "weight" else yy
     c = c0.clone().requires_grad_(True)
     base_lr = float(lr) * 2.0 / K

@@ -1,7 +1,8 @@
 """QuantSpec: what to quantize, how, and with how many bits."""
+
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, asdict
+from dataclasses import asdict, dataclass, fields
 from fnmatch import fnmatchcase
 from typing import Mapping
 
@@ -104,9 +105,17 @@ class QuantSpec:
         return None
 
     def fit_kwargs(self) -> dict:
-        return {"steps": self.steps, "tau_start": self.tau_start, "tau_end": self.tau_end,
-                "lr": self.lr, "space": self.fit_space, "init": self.init,
-                "window": self.window, "bins": self.bins, "num_threads": None}
+        return {
+            "steps": self.steps,
+            "tau_start": self.tau_start,
+            "tau_end": self.tau_end,
+            "lr": self.lr,
+            "space": self.fit_space,
+            "init": self.init,
+            "window": self.window,
+            "bins": self.bins,
+            "num_threads": None,
+        }
 
     def to_dict(self) -> dict:
         d = asdict(self)
