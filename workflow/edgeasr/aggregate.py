@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import pandas as pd
 
-KEYS = ["model", "engine", "precision", "condition"]
+from .config import Cell
+
+KEYS = [f.name for f in fields(Cell)]  # a cell's identity, defined once (edgeasr.config.Cell)
 CELL_COLUMNS = [
     *KEYS,
     "paper_model",

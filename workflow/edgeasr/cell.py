@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .audio import read_audio
+from .config import Cell
 from .engines.base import EngineSettings, make_engine
 from .precision import Plan
 
@@ -30,12 +31,10 @@ WindowHook = Callable[[str, str], None]
 UTTERANCE_COLUMNS = ["utt_id", "audio_s", "seconds", "reference", "hypothesis"]
 
 
-@dataclass
-class CellSpec:
-    model: str
-    engine: str
-    precision: str
-    condition: str
+@dataclass(frozen=True)
+class CellSpec(Cell):
+    """One cell (its identity, edgeasr.config.Cell) and how its measurement runs."""
+
     family: str = "whisper"
     batch_size: int = 1
     repeats: int = 1

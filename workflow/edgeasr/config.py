@@ -223,6 +223,12 @@ def validate(config: dict, schema: dict | None = None) -> dict:
 
 
 def _fill_defaults(inst, schema):
+    """Fill the schema's defaults into ``inst`` (in place), in objects, their additional properties and the
+    items of arrays: the one place defaults come from is the schema."""
+    if isinstance(inst, list) and isinstance(schema.get("items"), dict):
+        for item in inst:
+            _fill_defaults(item, schema["items"])
+        return
     if not isinstance(inst, dict) or schema.get("type") != "object":
         return
     for k, sub in schema.get("properties", {}).items():
@@ -235,8 +241,6 @@ def _fill_defaults(inst, schema):
         for k, v in inst.items():
             if k not in schema.get("properties", {}):
                 _fill_defaults(v, ap)
-    if isinstance(inst, list):  # pragma: no cover
-        return
 
 
 def _check_semantics(config: dict) -> None:

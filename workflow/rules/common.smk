@@ -6,19 +6,18 @@ from dataclasses import asdict
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 import edgeasr.config as ecfg
 from edgeasr.energy import EnergyError, available_rails, resolve_backend
 from edgeasr.noise import expand_conditions
 from edgeasr.precision import Plan, plan as precision_plan, resolve_device
 
-SCHEMA = str(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 try:
-    ecfg.validate(config)  # messages name the key and the allowed values
+    # once, against workflow/schemas/config.schema.yaml: defaults filled from the schema, messages that
+    # name the key and the allowed values, then the checks a schema cannot express
+    ecfg.validate(config)
 except ecfg.ConfigError as e:
     raise WorkflowError(str(e)) from None
-validate(config, SCHEMA)  # snakemake's own validation: the same schema, fills defaults
 
 # Measurement jobs take the one accelerator token: they never overlap, even under --cores N.
 if "accelerator" not in workflow.global_resources:

@@ -10,7 +10,6 @@ All three print plain-text tables.  Nothing here is needed by the quantizer itse
 from __future__ import annotations
 
 import argparse
-import struct
 import time
 
 import numpy as np
@@ -26,47 +25,19 @@ VARIANTS = {
     "gq": dict(),  # defaults: mu=255, learned
     "gq-mu0": dict(mu=0.0),  # learned, no companding
 }
-_CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 
 
 def read_ct2_variables(path) -> dict:
-    """Variables of a CTranslate2 ``model.bin`` (binary version 6) as numpy arrays.
+    """The variables of a CTranslate2 ``model.bin`` as float32 arrays (read by edgeasr.ct2_reader)."""
+    from ..ct2_reader import Ct2FormatError, read_ct2_model_bin
 
-    Format (ctranslate2/specs/model_spec.py ``_serialize``): u32 version, string spec name,
-    u32 revision, u32 count, then per variable: string name, u8 rank, u32 dims, u8 dtype id,
-    u32 nbytes, raw bytes; strings are u16 length (incl. NUL) + UTF-8 + NUL.  bfloat16 is
-    skipped."""
-    data = open(path, "rb").read()
-    o = 0
-
-    def take(fmt):
-        nonlocal o
-        v = struct.unpack_from(fmt, data, o)[0]
-        o += struct.calcsize(fmt)
-        return v
-
-    def string():
-        nonlocal o
-        n = take("H")
-        v = data[o : o + n - 1].decode()
-        o += n
-        return v
-
-    version = take("I")
-    if version != 6:
-        raise ValueError(f"unsupported CTranslate2 binary version {version}")
-    string()
-    take("I")
+    m = read_ct2_model_bin(path)
     out = {}
-    for _ in range(take("I")):
-        name = string()
-        shape = [take("I") for _ in range(take("B"))]
-        dt, nb = take("B"), take("I")
-        if dt in _CT2_DTYPES:
-            out[name] = np.frombuffer(
-                data, dtype=_CT2_DTYPES[dt], count=nb // np.dtype(_CT2_DTYPES[dt]).itemsize, offset=o
-            ).reshape(shape)
-        o += nb
+    for name in m.variables:
+        try:
+            out[name] = m.float32(name)
+        except Ct2FormatError:  # integer settings such as decoder/activation, not weights
+            continue
     return out
 
 

@@ -52,12 +52,11 @@ def serialize(packed: PackedModel) -> bytes:
 
 def save_packed(packed: PackedModel, path) -> int:
     """Write the packed checkpoint (atomically: temp file + rename); returns its size."""
+    from ..atomic import atomic_path
+
     data = serialize(packed)
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
     return len(data)
 
 
