@@ -347,25 +347,15 @@ def join_model_parts(
 ) -> Path:
     """Assemble a CTranslate2 directory whose ``model.bin`` is shipped split in parts.
 
-    Concatenates ``parts`` in order into ``out_dir/model.bin`` (written under a temporary name,
-    then renamed) and copies ``config.json``, ``tokenizer.json``, ``vocabulary.txt``/``.json`` and
-    ``preprocessor_config.json`` (when present) from ``support_dir``.
+    Concatenates ``parts`` in order into ``out_dir/model.bin`` (edgeasr.models.join_parts) and copies
+    ``config.json``, ``tokenizer.json``, ``vocabulary.txt``/``.json`` and ``preprocessor_config.json``
+    (when present) from ``support_dir``.
     """
+    from .models import join_parts
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    missing = [str(p) for p in parts if not Path(p).is_file()]
-    if missing:
-        raise FileNotFoundError(f"model.bin part(s) not found: {', '.join(missing)}")
-    tmp = out / "model.bin.partial"
-    try:
-        with open(tmp, "wb") as dst:
-            for part in parts:
-                with open(part, "rb") as src:
-                    shutil.copyfileobj(src, dst, 16 << 20)
-        os.replace(tmp, out / "model.bin")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    join_parts([Path(p) for p in parts], out / "model.bin")
     for name in ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json", "preprocessor_config.json"):
         src = Path(support_dir) / name
         if src.is_file():

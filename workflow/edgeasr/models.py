@@ -52,6 +52,20 @@ def _resolve_part(ref: str) -> Path:
     return p
 
 
+def join_parts(parts, target) -> Path:
+    """Concatenate ``parts`` in order into ``target`` (atomically): the one joiner of split model files."""
+    from .atomic import atomic_path
+
+    missing = [str(p) for p in parts if not Path(p).is_file()]
+    if missing:
+        raise ModelSourceError(f"model file part(s) not found: {', '.join(missing)}")
+    with atomic_path(target) as tmp, open(tmp, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as f:
+                shutil.copyfileobj(f, out, 1 << 22)
+    return Path(target)
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -259,10 +273,7 @@ def _fetch(name: str, source: dict, out_dir: Path, fmt: str) -> dict:
                 ):
                     shutil.copy2(p, tmp / p.name)
             for target, parts in (source.get("join") or {}).items():
-                with open(tmp / target, "wb") as out:
-                    for ref in parts:
-                        with open(_resolve_part(ref), "rb") as f:
-                            shutil.copyfileobj(f, out, 1 << 22)
+                join_parts([_resolve_part(ref) for ref in parts], tmp / target)
                 prov.setdefault("joined", {})[target] = parts
                 if "package" in source:
                     prov.setdefault("part_versions", {})
