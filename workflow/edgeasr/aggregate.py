@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import Cell
+from .energy.summarize import KEYS as ENERGY_KEYS
 
 KEYS = [f.name for f in fields(Cell)]  # a cell's identity, defined once (edgeasr.config.Cell)
 CELL_COLUMNS = [
@@ -53,19 +54,7 @@ CELL_COLUMNS = [
     "substitutions",
     "deletions",
     "insertions",
-    "energy_backend",
-    "energy_rail",
-    "energy_j",
-    "mean_power_w",
-    "idle_power_w",
-    "energy_above_idle_j",
-    "energy_j_per_audio_s",
-    "energy_j_per_utterance",
-    "paper_style_energy_j",
-    "window_s",
-    "energy_samples",
-    "energy_counter_resets",
-    "energy_clock_step_s",
+    *ENERGY_KEYS,  # the energy step's columns, defined once (edgeasr.energy.summarize.KEYS)
     "backend",
     "edgeasr_version",
     "python_version",

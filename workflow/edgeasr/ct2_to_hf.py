@@ -141,6 +141,16 @@ def ct2_whisper_state_dict(m: Ct2ModelBin) -> tuple[dict[str, np.ndarray], dict[
             else:
                 sd[f"{where}.{hf}.bias"] = np.ascontiguousarray(b[rows])
 
+    def self_attention(c: str, h: str) -> None:  # a layer's fused q/k/v self-attention, out_proj, norm
+        split(["q_proj", "k_proj", "v_proj"], f"{c}/self_attention/linear_0", d_model, f"{h}.self_attn")
+        linear(f"{h}.self_attn.out_proj", f"{c}/self_attention/linear_1")
+        layer_norm(f"{h}.self_attn_layer_norm", f"{c}/self_attention/layer_norm")
+
+    def ffn(c: str, h: str) -> None:  # a layer's feed-forward block and its norm
+        linear(f"{h}.fc1", f"{c}/ffn/linear_0")
+        linear(f"{h}.fc2", f"{c}/ffn/linear_1")
+        layer_norm(f"{h}.final_layer_norm", f"{c}/ffn/layer_norm")
+
     # Encoder
     conv1 = f("encoder/conv1/weight")
     if conv1.ndim != 3:
@@ -160,12 +170,8 @@ def ct2_whisper_state_dict(m: Ct2ModelBin) -> tuple[dict[str, np.ndarray], dict[
     encoder_layers = _count_layers(m, "encoder")
     for i in range(encoder_layers):
         c, h = f"encoder/layer_{i}", f"model.encoder.layers.{i}"
-        split(["q_proj", "k_proj", "v_proj"], f"{c}/self_attention/linear_0", d_model, f"{h}.self_attn")
-        linear(f"{h}.self_attn.out_proj", f"{c}/self_attention/linear_1")
-        layer_norm(f"{h}.self_attn_layer_norm", f"{c}/self_attention/layer_norm")
-        linear(f"{h}.fc1", f"{c}/ffn/linear_0")
-        linear(f"{h}.fc2", f"{c}/ffn/linear_1")
-        layer_norm(f"{h}.final_layer_norm", f"{c}/ffn/layer_norm")
+        self_attention(c, h)
+        ffn(c, h)
 
     # Decoder
     embed = f("decoder/embeddings/weight")
@@ -182,16 +188,12 @@ def ct2_whisper_state_dict(m: Ct2ModelBin) -> tuple[dict[str, np.ndarray], dict[
     decoder_layers = _count_layers(m, "decoder")
     for i in range(decoder_layers):
         c, h = f"decoder/layer_{i}", f"model.decoder.layers.{i}"
-        split(["q_proj", "k_proj", "v_proj"], f"{c}/self_attention/linear_0", d_model, f"{h}.self_attn")
-        linear(f"{h}.self_attn.out_proj", f"{c}/self_attention/linear_1")
-        layer_norm(f"{h}.self_attn_layer_norm", f"{c}/self_attention/layer_norm")
+        self_attention(c, h)
         split(["q_proj"], f"{c}/attention/linear_0", d_model, f"{h}.encoder_attn")
         split(["k_proj", "v_proj"], f"{c}/attention/linear_1", d_model, f"{h}.encoder_attn")
         linear(f"{h}.encoder_attn.out_proj", f"{c}/attention/linear_2")
         layer_norm(f"{h}.encoder_attn_layer_norm", f"{c}/attention/layer_norm")
-        linear(f"{h}.fc1", f"{c}/ffn/linear_0")
-        linear(f"{h}.fc2", f"{c}/ffn/linear_1")
-        layer_norm(f"{h}.final_layer_norm", f"{c}/ffn/layer_norm")
+        ffn(c, h)
 
     # Output projection: tied to the token embedding when model.bin aliases it (or it is equal).
     tie = True
