@@ -370,70 +370,46 @@ def join_model_parts(
 # --------------------------------------------------------------------------------------------
 
 
-def convert_ct2_whisper(
-    ct2_dir: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    dtype: str = "float32",
-    overwrite: bool = False,
-    spelling_normalizer: bool = True,
-) -> dict:
-    """Convert the CTranslate2 Whisper model in ``ct2_dir`` into a transformers checkpoint.
-
-    ``dtype`` is the dtype of the saved weights (``float32``, ``float16`` or ``bfloat16``); the
-    weights are widened to float32 first (CTranslate2 float16 weights convert exactly). The output
-    is written to a temporary sibling directory and renamed into ``out_dir``; an existing
-    ``out_dir`` is replaced only with ``overwrite=True``. Returns a summary dict (also written to
-    ``out_dir/ct2_conversion.json``).
-    """
-    import torch
-    from transformers import (
-        AddedToken,
-        GenerationConfig,
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperForConditionalGeneration,
-        WhisperProcessor,
-        WhisperTokenizer,
-    )
-
-    start = time.perf_counter()
-    ct2_dir, out_dir = Path(ct2_dir), Path(out_dir)
-    torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}.get(dtype)
-    if torch_dtype is None:
-        raise ValueError(f"dtype must be float32, float16 or bfloat16, not {dtype!r}")
-    if not ct2_dir.is_dir():
-        raise FileNotFoundError(f"CTranslate2 model directory not found: {ct2_dir}")
-    if out_dir.exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} exists (pass overwrite=True to replace it)")
-
-    model_bin = read_ct2_model_bin(ct2_dir / "model.bin")
-    state, shape_cfg, notes = ct2_whisper_state_dict(model_bin)
-    ct2_config = _read_json(ct2_dir / "config.json")
+def _token_settings(ct2_dir: Path, ct2_config: dict, shape_cfg: dict, notes: list[str]) -> dict[str, Any]:
+    """Special tokens, languages and suppression lists, from ``tokenizer.json`` and the CT2 ``config.json``."""
     tokenizer_path = ct2_dir / "tokenizer.json"
     tokenizer_json = _read_json(tokenizer_path)
-
     special = _special_token_ids(tokenizer_json, tokenizer_path)
     vocab_size = shape_cfg["vocab_size"]
-    eot, sot = special["<|endoftext|>"], special["<|startoftranscript|>"]
-    no_ts = special["<|notimestamps|>"]
+    eot = special["<|endoftext|>"]
     languages = _language_tokens(tokenizer_json, special)
     # 51864: English-only (.en); 51865: multilingual v1/v2; 51866: large-v3 (+<|yue|>).
     is_multilingual = vocab_size >= 51865 and len(languages) > 1
-    if not (no_ts < vocab_size and max(special.values()) < vocab_size):
+    if not (special["<|notimestamps|>"] < vocab_size and max(special.values()) < vocab_size):
         raise Ct2FormatError(f"{tokenizer_path}: special tokens beyond the model's vocab_size {vocab_size}")
     ct2_lang_ids = sorted(int(i) for i in ct2_config.get("lang_ids") or [])
     if is_multilingual and ct2_lang_ids and ct2_lang_ids != sorted(languages.values()):
         notes.append("config.json lang_ids differ from the tokenizer's language tokens; used the tokenizer's")
-
-    suppress = [int(i) for i in (ct2_config.get("suppress_ids") or [])]
-    begin_suppress = [int(i) for i in (ct2_config.get("suppress_ids_begin") or [220, eot])]
     alignment_heads = [[int(a), int(b)] for a, b in (ct2_config.get("alignment_heads") or [])]
     if not alignment_heads:
         n, h = shape_cfg["decoder_layers"], shape_cfg["decoder_attention_heads"]
         alignment_heads = [[layer, head] for layer in range(n // 2, n) for head in range(h)]
+    return {
+        "tokenizer_path": tokenizer_path,
+        "special": special,
+        "eot": eot,
+        "sot": special["<|startoftranscript|>"],
+        "no_ts": special["<|notimestamps|>"],
+        "languages": languages,
+        "is_multilingual": is_multilingual,
+        "suppress": [int(i) for i in (ct2_config.get("suppress_ids") or [])],
+        "begin_suppress": [int(i) for i in (ct2_config.get("suppress_ids_begin") or [220, eot])],
+        "alignment_heads": alignment_heads,
+    }
 
+
+def _whisper_configs(shape_cfg: dict, tok: dict):
+    """``WhisperConfig`` from the tensor shapes and ``GenerationConfig`` from the token settings."""
+    from transformers import GenerationConfig, WhisperConfig
+
+    eot, sot = tok["eot"], tok["sot"]
     config = WhisperConfig(
-        vocab_size=vocab_size,
+        vocab_size=shape_cfg["vocab_size"],
         num_mel_bins=shape_cfg["num_mel_bins"],
         d_model=shape_cfg["d_model"],
         encoder_layers=shape_cfg["encoder_layers"],
@@ -451,33 +427,40 @@ def convert_ct2_whisper(
         bos_token_id=eot,
         eos_token_id=eot,
         decoder_start_token_id=sot,
-        begin_suppress_tokens=begin_suppress,
-        suppress_tokens=suppress,
+        begin_suppress_tokens=tok["begin_suppress"],
+        suppress_tokens=tok["suppress"],
         architectures=["WhisperForConditionalGeneration"],
     )
-
     gen_kwargs: dict[str, Any] = dict(
-        alignment_heads=alignment_heads,
-        begin_suppress_tokens=begin_suppress,
-        suppress_tokens=suppress,
+        alignment_heads=tok["alignment_heads"],
+        begin_suppress_tokens=tok["begin_suppress"],
+        suppress_tokens=tok["suppress"],
         bos_token_id=eot,
         eos_token_id=eot,
         pad_token_id=eot,
         decoder_start_token_id=sot,
         forced_decoder_ids=None,
-        is_multilingual=is_multilingual,
+        is_multilingual=tok["is_multilingual"],
         max_initial_timestamp_index=50,  # 1.0 s, as openai-whisper / faster-whisper
         max_length=shape_cfg["max_target_positions"],
-        no_timestamps_token_id=no_ts,
-        prev_sot_token_id=special["<|startofprev|>"],
+        no_timestamps_token_id=tok["no_ts"],
+        prev_sot_token_id=tok["special"]["<|startofprev|>"],
         return_timestamps=False,
     )
-    if is_multilingual:
-        gen_kwargs["lang_to_id"] = languages
-        gen_kwargs["task_to_id"] = {"transcribe": special["<|transcribe|>"], "translate": special["<|translate|>"]}
-    generation_config = GenerationConfig(**gen_kwargs)
+    if tok["is_multilingual"]:
+        gen_kwargs["lang_to_id"] = tok["languages"]
+        gen_kwargs["task_to_id"] = {
+            "transcribe": tok["special"]["<|transcribe|>"],
+            "translate": tok["special"]["<|translate|>"],
+        }
+    return config, GenerationConfig(**gen_kwargs)
 
-    # Model: build on the meta device, assign the converted tensors (strict: names and shapes).
+
+def _whisper_model(config, generation_config, state: dict, shape_cfg: dict, dtype: str, torch_dtype, where):
+    """The model built on the meta device with the converted tensors assigned (names and shapes strict)."""
+    import torch
+    from transformers import WhisperForConditionalGeneration
+
     with torch.device("meta"):
         model = WhisperForConditionalGeneration(config)
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v)).to(torch_dtype) for k, v in state.items()}
@@ -487,7 +470,7 @@ def convert_ct2_whisper(
     missing, unexpected = expected - set(tensors), set(tensors) - expected
     if missing or unexpected:
         raise Ct2FormatError(
-            f"{model_bin.path}: converted names do not match transformers' Whisper: "
+            f"{where}: converted names do not match transformers' Whisper: "
             f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
         )
     model.load_state_dict(tensors, strict=False, assign=True)
@@ -495,9 +478,13 @@ def convert_ct2_whisper(
         model.proj_out.weight = model.model.decoder.embed_tokens.weight
     model.config.dtype = dtype
     model.generation_config = generation_config
-    n_params = sum(t.numel() for t in tensors.values())
+    return model, sum(t.numel() for t in tensors.values())
 
-    # Tokenizer: CTranslate2's tokenizer.json + the timestamp tokens of vocabulary.txt.
+
+def _whisper_processor(ct2_dir: Path, tokenizer_path: Path, vocab_size: int, num_mel_bins: int, notes: list[str]):
+    """CTranslate2's ``tokenizer.json`` plus the timestamp tokens of ``vocabulary.txt``, and the feature extractor."""
+    from transformers import AddedToken, WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizer
+
     tokenizer = WhisperTokenizer(
         tokenizer_file=str(tokenizer_path),
         unk_token="<|endoftext|>",
@@ -511,7 +498,7 @@ def convert_ct2_whisper(
     if len(tokenizer) != vocab_size:
         notes.append(f"tokenizer has {len(tokenizer)} tokens, model vocab_size is {vocab_size}")
     feature_extractor = WhisperFeatureExtractor(
-        feature_size=shape_cfg["num_mel_bins"],
+        feature_size=num_mel_bins,
         sampling_rate=_SAMPLING_RATE,
         hop_length=_HOP_LENGTH,
         chunk_length=_CHUNK_LENGTH,
@@ -519,10 +506,45 @@ def convert_ct2_whisper(
         padding_value=0.0,
         return_attention_mask=False,
     )
-    processor = WhisperProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+    return WhisperProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer), feature_extractor
 
+
+def convert_ct2_whisper(
+    ct2_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    dtype: str = "float32",
+    overwrite: bool = False,
+    spelling_normalizer: bool = True,
+) -> dict:
+    """Convert the CTranslate2 Whisper model in ``ct2_dir`` into a transformers checkpoint.
+
+    ``dtype`` is the dtype of the saved weights (``float32``, ``float16`` or ``bfloat16``); the
+    weights are widened to float32 first (CTranslate2 float16 weights convert exactly). The output
+    is written to a temporary sibling directory and renamed into ``out_dir``; an existing
+    ``out_dir`` is replaced only with ``overwrite=True``. Returns a summary dict (also written to
+    ``out_dir/ct2_conversion.json``).
+    """
+    import torch
+
+    start = time.perf_counter()
+    ct2_dir, out_dir = Path(ct2_dir), Path(out_dir)
+    torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}.get(dtype)
+    if torch_dtype is None:
+        raise ValueError(f"dtype must be float32, float16 or bfloat16, not {dtype!r}")
+    if not ct2_dir.is_dir():
+        raise FileNotFoundError(f"CTranslate2 model directory not found: {ct2_dir}")
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} exists (pass overwrite=True to replace it)")
+
+    model_bin = read_ct2_model_bin(ct2_dir / "model.bin")
+    state, shape_cfg, notes = ct2_whisper_state_dict(model_bin)
+    tok = _token_settings(ct2_dir, _read_json(ct2_dir / "config.json"), shape_cfg, notes)
+    config, generation_config = _whisper_configs(shape_cfg, tok)
+    model, n_params = _whisper_model(config, generation_config, state, shape_cfg, dtype, torch_dtype, model_bin.path)
+    processor, feature_extractor = _whisper_processor(
+        ct2_dir, tok["tokenizer_path"], shape_cfg["vocab_size"], shape_cfg["num_mel_bins"], notes
+    )
     mapping, mapping_source = find_english_spelling_mapping() if spelling_normalizer else ({}, "disabled")
-
     summary: dict[str, Any] = {
         "ct2_dir": str(ct2_dir),
         "out_dir": str(out_dir),
@@ -533,11 +555,11 @@ def convert_ct2_whisper(
         "dtype": dtype,
         "config": {
             **shape_cfg,
-            "is_multilingual": is_multilingual,
-            "decoder_start_token_id": sot,
-            "eos_token_id": eot,
-            "no_timestamps_token_id": no_ts,
-            "num_languages": len(languages) if is_multilingual else 0,
+            "is_multilingual": tok["is_multilingual"],
+            "decoder_start_token_id": tok["sot"],
+            "eos_token_id": tok["eot"],
+            "no_timestamps_token_id": tok["no_ts"],
+            "num_languages": len(tok["languages"]) if tok["is_multilingual"] else 0,
         },
         "n_params": int(n_params),
         "english_spelling_mapping": mapping_source,
