@@ -5,14 +5,15 @@ results/tables/cells.csv (docs/results-schema.md), with known gaps (an unsupport
 no energy) so that the figures, the data behind them and the verdicts can be checked. None of these
 numbers is a measurement.
 """
+
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -48,10 +49,17 @@ def _conditions(snrs=(0, 10, 20), kinds=("white", "pink")):
     return conds
 
 
-def synthetic_cells(energy: bool = False, models=MODELS, precisions=("fp32", "fp16", "int8"),
-                    engines=("faster-whisper",), snrs=(0, 10, 20), kinds=("white", "pink"),
-                    fp16_unsupported: bool = True, failed=("whisper-base", "faster-whisper", "int8", "white_snr0"),
-                    extra=()) -> pd.DataFrame:
+def synthetic_cells(
+    energy: bool = False,
+    models=MODELS,
+    precisions=("fp32", "fp16", "int8"),
+    engines=("faster-whisper",),
+    snrs=(0, 10, 20),
+    kinds=("white", "pink"),
+    fp16_unsupported: bool = True,
+    failed=("whisper-base", "faster-whisper", "int8", "white_snr0"),
+    extra=(),
+) -> pd.DataFrame:
     """Synthetic plumbing table. Noise adds sensitivity * 10**(-snr/20) pp (uniform: as SNR 6 dB)."""
     rows = []
     for engine in engines:
@@ -63,31 +71,70 @@ def synthetic_cells(energy: bool = False, models=MODELS, precisions=("fp32", "fp
                     noise = 0.0 if kind == "clean" else sens * 10 ** (-eff_snr / 20)
                     wer = (wer0 + noise) * wf
                     audio = 328.3
-                    t = audio * 0.002 * size ** 0.8 * tf
+                    t = audio * 0.002 * size**0.8 * tf
                     row = dict(
-                        model=model, engine=engine, precision=precision, condition=cond, paper_model=paper_model,
-                        model_params_m=size, noise_kind=kind, snr_db=snr, noise_amplitude=amp, status="ok",
-                        status_reason="", device="cuda" if energy else "cpu",
-                        device_name="Synthetic GPU" if energy else "Synthetic CPU", compute_type=precision,
-                        precision_method=method, weight_bits=bits, n_utterances=70, audio_s=audio, load_s=1.5,
-                        transcribe_s=t, transcribe_s_min=t * 0.98, transcribe_s_max=t * 1.03, repeats=3,
-                        rtf=t / audio, rtfx=audio / t, peak_rss_mb=(300 + 4 * size) * mf,
+                        model=model,
+                        engine=engine,
+                        precision=precision,
+                        condition=cond,
+                        paper_model=paper_model,
+                        model_params_m=size,
+                        noise_kind=kind,
+                        snr_db=snr,
+                        noise_amplitude=amp,
+                        status="ok",
+                        status_reason="",
+                        device="cuda" if energy else "cpu",
+                        device_name="Synthetic GPU" if energy else "Synthetic CPU",
+                        compute_type=precision,
+                        precision_method=method,
+                        weight_bits=bits,
+                        n_utterances=70,
+                        audio_s=audio,
+                        load_s=1.5,
+                        transcribe_s=t,
+                        transcribe_s_min=t * 0.98,
+                        transcribe_s_max=t * 1.03,
+                        repeats=3,
+                        rtf=t / audio,
+                        rtfx=audio / t,
+                        peak_rss_mb=(300 + 4 * size) * mf,
                         peak_accel_mem_mb=(100 + 2 * size) * mf if energy else math.nan,
-                        param_bytes=size * 1e6 * bits / 8, disk_bytes=size * 1e6 * 2, threads=2, batch_size=1,
-                        wer_pct=wer, wer_ci_low_pct=wer * 0.85, wer_ci_high_pct=wer * 1.15, cer_pct=wer / 2,
-                        ref_words=894, hits=894, substitutions=0, deletions=0, insertions=0,
-                        energy_backend="nvml" if energy else "none", energy_rail="gpu" if energy else "",
+                        param_bytes=size * 1e6 * bits / 8,
+                        disk_bytes=size * 1e6 * 2,
+                        threads=2,
+                        batch_size=1,
+                        wer_pct=wer,
+                        wer_ci_low_pct=wer * 0.85,
+                        wer_ci_high_pct=wer * 1.15,
+                        cer_pct=wer / 2,
+                        ref_words=894,
+                        hits=894,
+                        substitutions=0,
+                        deletions=0,
+                        insertions=0,
+                        energy_backend="nvml" if energy else "none",
+                        energy_rail="gpu" if energy else "",
                         energy_j=t * 20.0 if energy else math.nan,
                         mean_power_w=20.0 if energy else math.nan,
                         idle_power_w=5.0 if energy else math.nan,
                         energy_above_idle_j=t * 15.0 if energy else math.nan,
                         energy_j_per_audio_s=t * 20.0 / audio if energy else math.nan,
                         energy_j_per_utterance=t * 20.0 / 70 if energy else math.nan,
-                        paper_style_energy_j=math.nan, window_s=t,
-                        edgeasr_version="0.1.0", python_version="3.11.7", torch_version="2.4.0",
-                        transformers_version="4.48.0", ctranslate2_version="4.5.0", faster_whisper_version="1.1.0",
-                        host="synthetic", cpu_model="Synthetic CPU", gpu_model="Synthetic GPU" if energy else "",
-                        git_commit="0000000", config_hash="abc", finished_utc="2025-01-01T00:00:00Z",
+                        paper_style_energy_j=math.nan,
+                        window_s=t,
+                        edgeasr_version="0.1.0",
+                        python_version="3.11.7",
+                        torch_version="2.4.0",
+                        transformers_version="4.48.0",
+                        ctranslate2_version="4.5.0",
+                        faster_whisper_version="1.1.0",
+                        host="synthetic",
+                        cpu_model="Synthetic CPU",
+                        gpu_model="Synthetic GPU" if energy else "",
+                        git_commit="0000000",
+                        config_hash="abc",
+                        finished_utc="2025-01-01T00:00:00Z",
                     )
                     if precision == "fp16" and fp16_unsupported and engine == "faster-whisper" and not energy:
                         row = _blank(row, "unsupported", "CT2 float16 needs a GPU (device: cpu)")
@@ -156,8 +203,9 @@ def test_figure_files_are_reproducible(tmp_path, cpu_cells):
 
 def test_figures_render_degenerate_tables(tmp_path):
     """Empty table, a single clean cell, and a run with only failures: figures still render, never crash."""
-    one = synthetic_cells(models={"whisper-tiny.en": MODELS["whisper-tiny.en"]}, precisions=("int8",),
-                          snrs=(), kinds=(), failed=None)
+    one = synthetic_cells(
+        models={"whisper-tiny.en": MODELS["whisper-tiny.en"]}, precisions=("int8",), snrs=(), kinds=(), failed=None
+    )
     one = one[one["condition"] == "clean"]
     failed = synthetic_cells(failed=None)
     failed["status"], failed["status_reason"] = "failed", "engine crashed"
@@ -207,8 +255,11 @@ def test_fig5_energy_gaps_never_zero(cpu_cells, gpu_cells, paper):
 def test_fig7_rtf_with_load(gpu_cells, paper):
     d = F.fig7_data(gpu_cells, paper, rtf_include_load=True)
     row = d[(d["panel"] == "rtf") & (d["model"] == "whisper-base") & (d["precision"] == "fp32")].iloc[0]
-    cell = gpu_cells[(gpu_cells["model"] == "whisper-base") & (gpu_cells["precision"] == "fp32")
-                     & (gpu_cells["condition"] == "clean")].iloc[0]
+    cell = gpu_cells[
+        (gpu_cells["model"] == "whisper-base")
+        & (gpu_cells["precision"] == "fp32")
+        & (gpu_cells["condition"] == "clean")
+    ].iloc[0]
     assert row["value"] == pytest.approx((cell["load_s"] + cell["transcribe_s"]) / cell["audio_s"])
     mem = d[(d["panel"] == "memory") & (d["paper_model"] == "whisper-small") & (d["precision"] == "fp32")]
     assert mem["paper_value"].iloc[0] == 4900
@@ -223,12 +274,21 @@ def few_models_cells(energy: bool) -> pd.DataFrame:
     """whisper-tiny.en (= the study's whisper-tiny), hubert-large (= hubert-large-ls960-ft) and my-asr (no study
     model) ran; w2v (= wav2vec2-large-960h) failed everywhere; the study's 8 other models are not in the matrix.
     The non-Whisper models are unsupported on faster-whisper, as the workflow records them."""
-    models = {"whisper-tiny.en": (39.0, "whisper-tiny", 6.0, 30.0),
-              "hubert-large": (316.0, "hubert-large-ls960-ft", 2.5, 9.0),
-              "my-asr": (50.0, "", 8.0, 20.0),
-              "w2v": (317.0, "wav2vec2-large-960h", 4.0, 30.0)}
-    df = synthetic_cells(energy=energy, models=models, precisions=("fp32", "fp16"),
-                         engines=("faster-whisper", "transformers"), snrs=(), kinds=(), failed=None)
+    models = {
+        "whisper-tiny.en": (39.0, "whisper-tiny", 6.0, 30.0),
+        "hubert-large": (316.0, "hubert-large-ls960-ft", 2.5, 9.0),
+        "my-asr": (50.0, "", 8.0, 20.0),
+        "w2v": (317.0, "wav2vec2-large-960h", 4.0, 30.0),
+    }
+    df = synthetic_cells(
+        energy=energy,
+        models=models,
+        precisions=("fp32", "fp16"),
+        engines=("faster-whisper", "transformers"),
+        snrs=(),
+        kinds=(),
+        failed=None,
+    )
     rows = []
     for row in df.to_dict("records"):
         if row["engine"] == "faster-whisper" and row["model"] != "whisper-tiny.en":
@@ -245,13 +305,15 @@ def _compact(text: str) -> str:
 
 
 def test_reference_has_the_studys_twelve_models(paper):
-    from edgeasr.figures_study import STUDY_MODELS
+    from edgeasr.figures.study import STUDY_MODELS
+
     assert F.study_models(paper) == list(STUDY_MODELS) and len(STUDY_MODELS) == 12
     assert F.study_models(paper, ["fig4"]) == list(STUDY_MODELS)
 
 
 def test_paper_model_falls_back_to_the_model_name():
-    from edgeasr.figures_study import guess_paper_model
+    from edgeasr.figures.study import guess_paper_model
+
     assert guess_paper_model("whisper-tiny.en") == "whisper-tiny"
     assert guess_paper_model("openai/whisper-small") == "whisper-small"
     assert guess_paper_model("Systran/faster-whisper-base") == "whisper-base"
@@ -270,13 +332,15 @@ def test_paper_model_falls_back_to_the_model_name():
 
 
 def test_fig4_draws_every_study_model_and_names_the_missing(tmp_path, paper):
-    from edgeasr.figures_study import STUDY_MODELS
+    from edgeasr.figures.study import STUDY_MODELS
+
     cells = few_models_cells(energy=True)
     d = F.fig4_data(cells, paper)
     # the study's markers: all twelve models, clean and noisy, each exactly once, at the study's value
     marks = d[d["paper_value"].notna()]
-    assert sorted(marks.groupby("paper_model")["which"].apply(sorted).items()) == \
-        sorted((m, ["clean", "noisy"]) for m in STUDY_MODELS)
+    assert sorted(marks.groupby("paper_model")["which"].apply(sorted).items()) == sorted(
+        (m, ["clean", "noisy"]) for m in STUDY_MODELS
+    )
     assert len(marks) == 24 and set(marks["precision"]) == {"fp16"}
     by = marks.set_index(["paper_model", "which"])["paper_value"]
     assert by["hubert-large-ls960-ft", "clean"] == 2.3 and by["wav2vec2-large-960h", "noisy"] == 39.0
@@ -295,37 +359,48 @@ def test_fig4_draws_every_study_model_and_names_the_missing(tmp_path, paper):
     assert "wav2vec2-large-960h (study only)" in set(alone["model_label"])
     # this run's bars: every model that ran, on the engines where it ran; never the failed / unsupported pairs
     bars = d[~d["study_only"]]
-    assert set(zip(bars["model"], bars["engine"])) == {("whisper-tiny.en", "faster-whisper"),
-                                                       ("whisper-tiny.en", "transformers"),
-                                                       ("hubert-large", "transformers"), ("my-asr", "transformers")}
+    assert set(zip(bars["model"], bars["engine"])) == {
+        ("whisper-tiny.en", "faster-whisper"),
+        ("whisper-tiny.en", "transformers"),
+        ("hubert-large", "transformers"),
+        ("my-asr", "transformers"),
+    }
     assert bars["value"].notna().all() and len(bars) == 4 * 2 * 2  # pairs x precisions x clean/noisy
     # the notes: each absent study model with its reason, the failed one with its status reason
     notes = F.not_run_notes(cells, F.study_models(paper, ["fig4"]), by_engine=True)
     absent = [m for m in STUDY_MODELS if m not in ("whisper-tiny", "hubert-large-ls960-ft", "wav2vec2-large-960h")]
     assert notes == [
-        "Models of the study that did not run here (drawn as the study's markers alone): " + ", ".join(absent)
-        + " (not in this run's matrix); wav2vec2-large-960h [w2v] (failed: " + W2V_REASON + " / unsupported: "
-        + FW_ONLY + ").",
+        "Models of the study that did not run here (drawn as the study's markers alone): "
+        + ", ".join(absent)
+        + " (not in this run's matrix); wav2vec2-large-960h [w2v] (failed: "
+        + W2V_REASON
+        + " / unsupported: "
+        + FW_ONLY
+        + ").",
         f"Not drawn, no cell ran: hubert-large · faster-whisper, my-asr · faster-whisper (unsupported: {FW_ONLY}).",
     ]
     # ... and they reach the figure's footnote
     fig = F.plot_fig4(cells, paper)
     foot = _compact(" ".join(t.get_text() for t in fig.texts))
     import matplotlib.pyplot as plt
+
     plt.close(fig)
     for note in notes:
         assert _compact(note) in foot
 
 
 def test_fig8_draws_every_study_model_and_names_the_missing(paper):
-    from edgeasr.figures_study import STUDY_MODELS
+    from edgeasr.figures.study import STUDY_MODELS
+
     gpu = few_models_cells(energy=True)
     d, meta = F.fig8_data(gpu, paper=paper)
     assert meta["is_energy"] and meta["precision"] == "fp16"
     study = meta["study"].set_index("paper_model")
     assert sorted(study.index) == sorted(STUDY_MODELS) and study["x"].notna().all()  # Fig. 8: all twelve energies
-    assert study.loc["wavlm-libri-clean-100h-base-plus", "x"] == 30 and study.loc["hubert-large-ls960-ft",
-                                                                                   "wer_pct"] == 2.3
+    assert (
+        study.loc["wavlm-libri-clean-100h-base-plus", "x"] == 30
+        and study.loc["hubert-large-ls960-ft", "wer_pct"] == 2.3
+    )
     assert set(d.loc[d["gap"] == "", "model"]) == {"whisper-tiny.en", "hubert-large", "my-asr"}
     # no energy: the study has a run time (RTF) for its Whisper models only; the rest keep their WER (x NaN)
     cpu = few_models_cells(energy=False)
@@ -338,6 +413,7 @@ def test_fig8_draws_every_study_model_and_names_the_missing(paper):
     strip = fig.axes[1]  # the study's models without a run time, beside the main axes
     labels = {t.get_text() for t in strip.texts}
     import matplotlib.pyplot as plt
+
     plt.close(fig)
     assert labels == set(STUDY_MODELS) - set(study.index[study["x"].notna()])
     assert _compact(f"wav2vec2-large-960h [w2v] (failed: {W2V_REASON} / unsupported: {FW_ONLY})") in foot
@@ -391,8 +467,12 @@ def test_pareto_data(cpu_cells, gpu_cells):
 
 def test_precision_effect_values(gpu_cells, cpu_cells):
     t = F.precision_effect(gpu_cells)
-    r = t[(t["model"] == "whisper-base") & (t["engine"] == "faster-whisper") & (t["condition"] == "clean")
-          & (t["precision"] == "fp16")].iloc[0]
+    r = t[
+        (t["model"] == "whisper-base")
+        & (t["engine"] == "faster-whisper")
+        & (t["condition"] == "clean")
+        & (t["precision"] == "fp16")
+    ].iloc[0]
     assert r["energy_j_rel_change"] == pytest.approx(-0.5)
     assert r["rtf_rel_change"] == pytest.approx(-0.5)
     assert r["peak_rss_mb_rel_change"] == pytest.approx(-0.4)
@@ -414,8 +494,10 @@ def test_precision_effect_values(gpu_cells, cpu_cells):
 
 def test_precision_effect_missing_baseline():
     df = F.normalise_cells(synthetic_cells(precisions=("fp32", "int8"), snrs=(), kinds=(), failed=None))
-    df.loc[(df["precision"] == "fp32") & (df["model"] == "whisper-base"), ["status", "status_reason"]] = \
-        ["failed", "engine crashed"]
+    df.loc[(df["precision"] == "fp32") & (df["model"] == "whisper-base"), ["status", "status_reason"]] = [
+        "failed",
+        "engine crashed",
+    ]
     df = df[~((df["precision"] == "fp32") & (df["model"] == "whisper-small"))]
     t = F.precision_effect(df)
     assert t.loc[t["model"] == "whisper-base", "wer_pct_gap"].iloc[0] == "fp32 failed: engine crashed"
@@ -429,8 +511,11 @@ def _verdicts(table):
 def test_findings_cpu_no_energy(cpu_cells, paper):
     f = F.findings(cpu_cells, paper)
     v = _verdicts(f)
-    assert v == {"fp16_vs_fp32_energy": "not measurable here", "size_vs_noise_robustness": "supported",
-                 "size_vs_energy": "not measurable here"}
+    assert v == {
+        "fp16_vs_fp32_energy": "not measurable here",
+        "size_vs_noise_robustness": "supported",
+        "size_vs_energy": "not measurable here",
+    }
     row = f.set_index("claim_id")
     assert "unsupported: CT2 float16 needs a GPU" in row.loc["fp16_vs_fp32_energy", "why"]
     assert "energy backend: none" in row.loc["size_vs_energy", "why"]
@@ -442,8 +527,11 @@ def test_findings_cpu_no_energy(cpu_cells, paper):
 
 def test_findings_gpu_energy(gpu_cells, paper):
     f = F.findings(gpu_cells, paper)
-    assert _verdicts(f) == {"fp16_vs_fp32_energy": "supported", "size_vs_noise_robustness": "supported",
-                            "size_vs_energy": "supported"}
+    assert _verdicts(f) == {
+        "fp16_vs_fp32_energy": "supported",
+        "size_vs_noise_robustness": "supported",
+        "size_vs_energy": "supported",
+    }
     row = f.set_index("claim_id").loc["fp16_vs_fp32_energy"]
     assert "median 0.50" in row["measured"] and row["n"] == 3
 
@@ -457,8 +545,11 @@ def test_findings_refuted():
     small_first = df["model"].map({"a": 3.0, "b": 2.0, "c": 1.0})
     df["energy_j"] = df["energy_j"] / df["model_params_m"] ** 0.8 * small_first
     f = F.findings(df)
-    assert _verdicts(f) == {"fp16_vs_fp32_energy": "refuted", "size_vs_noise_robustness": "refuted",
-                            "size_vs_energy": "refuted"}
+    assert _verdicts(f) == {
+        "fp16_vs_fp32_energy": "refuted",
+        "size_vs_noise_robustness": "refuted",
+        "size_vs_energy": "refuted",
+    }
     assert "saves 20 %" in f.set_index("claim_id").loc["fp16_vs_fp32_energy", "why"]
 
 
@@ -476,8 +567,14 @@ def test_gap_reason_texts(cpu_cells):
 def test_options_are_checked():
     opts = F.resolve_options({"dpi": "200", "formats": "png", "show_paper": "false"})
     assert opts["dpi"] == 200 and opts["formats"] == ["png"] and opts["show_paper"] is False
-    for bad in ({"dpi": 10}, {"formats": ["gif"]}, {"pareto_x": "speed"}, {"nope": 1}, {"show_paper": "maybe"},
-                {"fig4_noisy_amplitude": -1}):
+    for bad in (
+        {"dpi": 10},
+        {"formats": ["gif"]},
+        {"pareto_x": "speed"},
+        {"nope": 1},
+        {"show_paper": "maybe"},
+        {"fig4_noisy_amplitude": -1},
+    ):
         with pytest.raises(ValueError):
             F.resolve_options(bad)
     assert F.command_options("fig8_wer_energy", {"dpi": 99})["dpi"] == 99
@@ -491,16 +588,55 @@ def test_cli_tables_and_errors(tmp_path, cpu_cells, capsys):
     assert F.main(["precision_effect_table", "--cells", str(cells_csv), "--out", str(tables / "pe.csv")]) == 0
     pe = pd.read_csv(tables / "pe.csv")
     assert {"wer_pct_rel_change", "energy_j_gap"} <= set(pe.columns)
-    assert F.main(["findings", "--cells", str(cells_csv), "--paper", str(PAPER), "--out",
-                   str(tables / "findings.csv"), str(tables / "findings.md")]) == 0
+    assert (
+        F.main(
+            [
+                "findings",
+                "--cells",
+                str(cells_csv),
+                "--paper",
+                str(PAPER),
+                "--out",
+                str(tables / "findings.csv"),
+                str(tables / "findings.md"),
+            ]
+        )
+        == 0
+    )
     assert pd.read_csv(tables / "findings.csv")["verdict"].tolist()[0] == "not measurable here"
     assert (tables / "findings.md").read_text().startswith("# Findings")
     assert F.main(["pareto_table", "--cells", str(cells_csv), "--out", str(tables / "pareto.csv")]) == 0
     assert pd.read_csv(tables / "pareto.csv")["on_front"].any()
-    assert F.main(["wer_vs_snr", "--cells", str(cells_csv), "--out", str(tmp_path / "x.png"),
-                   "--option", "snr_ci_style=bars", "--option", "dpi=60"]) == 0
-    assert F.main(["wer_vs_snr", "--cells", str(cells_csv), "--out", str(tmp_path / "x.png"),
-                   "--option", "snr_ci_style=zigzag"]) == 2
+    assert (
+        F.main(
+            [
+                "wer_vs_snr",
+                "--cells",
+                str(cells_csv),
+                "--out",
+                str(tmp_path / "x.png"),
+                "--option",
+                "snr_ci_style=bars",
+                "--option",
+                "dpi=60",
+            ]
+        )
+        == 0
+    )
+    assert (
+        F.main(
+            [
+                "wer_vs_snr",
+                "--cells",
+                str(cells_csv),
+                "--out",
+                str(tmp_path / "x.png"),
+                "--option",
+                "snr_ci_style=zigzag",
+            ]
+        )
+        == 2
+    )
     assert "snr_ci_style" in capsys.readouterr().err
     assert F.main(["fig5_energy", "--cells", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "y.png")]) == 2
     bad = tmp_path / "bad.csv"
@@ -522,8 +658,21 @@ def test_results_readme(tmp_path, cpu_cells, paper):
     cells_csv, f_csv, out = tmp_path / "cells.csv", tmp_path / "findings.csv", tmp_path / "results" / "README.md"
     cpu_cells.to_csv(cells_csv, index=False)
     f.to_csv(f_csv, index=False)
-    assert R.main(["--cells", str(cells_csv), "--findings", str(f_csv), "--out", str(out),
-                   "--figure", str(tmp_path / "results" / "figures" / "pareto.png")]) == 0
+    assert (
+        R.main(
+            [
+                "--cells",
+                str(cells_csv),
+                "--findings",
+                str(f_csv),
+                "--out",
+                str(out),
+                "--figure",
+                str(tmp_path / "results" / "figures" / "pareto.png"),
+            ]
+        )
+        == 0
+    )
     assert "(figures/pareto.png)" in out.read_text()
 
 
@@ -540,6 +689,7 @@ def test_reference_copy_matches_its_source():
 def test_config_figures_section_matches_the_code():
     """Once config/ carries a `figures:` section, its schema defaults are the code's and config.yaml is valid."""
     import yaml
+
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
     section = (schema.get("properties") or {}).get("figures")
     if section is None:
@@ -549,25 +699,147 @@ def test_config_figures_section_matches_the_code():
     F.resolve_options(config.get("figures"))
 
 
+def _figure_helpers(figures_config: dict) -> SimpleNamespace:
+    """The names and functions of workflow/rules/figures_common.smk (plain Python, no rules) as Snakemake
+    evaluates them, with ``report()`` recorded instead of flagged."""
+    ns = {
+        "config": {"figures": figures_config},
+        "workflow": SimpleNamespace(basedir=str(ROOT)),
+        "report": lambda path, **kw: ("report", path, kw),
+    }
+    path = ROOT / "workflow" / "rules" / "figures_common.smk"
+    exec(compile(path.read_text(), str(path), "exec"), ns)
+    return SimpleNamespace(**ns)
+
+
+def test_figure_jobs_hold_only_their_own_options():
+    """Each figure / table job's params are its own options (typed), so editing one option reruns only the jobs
+    that read it; the outputs, inputs, report categories and FIGURE_TARGETS are those of the workflow."""
+    options = {"formats": ["png", "svg"], "dpi": 80, "snr_ci_style": "bars", "show_paper": "false"}
+    smk = _figure_helpers(options)
+    wc = SimpleNamespace
+    for name in F.FIGURE_NAMES:
+        own = smk.fig_options(wc(name=name))
+        assert own == F.command_options(name, options) and list(own) == list(F.COMMANDS[name].options)
+    assert smk.fig_options(wc(name="wer_vs_snr")) == {"dpi": 80, "snr_ci_style": "bars"}
+    assert smk.fig_options(wc(name="wer_vs_condition")) == {"dpi": 80}
+    assert smk.fig_options(wc(name="fig5_energy")) == {"dpi": 80, "show_paper": False, "energy_metric": "energy_j"}
+    # only the figures and tables that draw the study's values read them
+    assert set(smk.fig_inputs(wc(name="fig4_wer_clean_noisy"))) == {"cells", "paper"}
+    assert smk.fig_inputs(wc(name="wer_vs_snr")) == {"cells": "results/tables/cells.csv"}
+    assert Path(smk.fig_inputs(wc(name="pareto"))["paper"]) == PAPER
+    first, *rest = smk.fig_outputs()
+    assert first == (
+        "report",
+        "results/figures/{name}.png",
+        {"caption": "../report/figure.rst", "category": smk.fig_category},
+    )
+    assert rest == ["results/figures/{name}.svg"]
+    assert smk.fig_category(wc(name="fig8_wer_energy")) == "Figures of the study (rebuilt)"
+    assert smk.fig_category(wc(name="pareto")) == "Figures beyond the study"
+    # tables and the README
+    table = {path: wc(table=path) for path in smk.FIG_TABLE_JOBS}
+    assert smk.fig_table_options(table["tables/precision_effect.csv"]) == {}
+    assert (
+        smk.fig_table_options(table["tables/findings.csv"])
+        == smk.fig_table_options(table["tables/findings.md"])
+        == {"energy_metric": "energy_j", "fig4_noisy_amplitude": 0.1}
+    )
+    assert set(smk.fig_table_options(table["tables/pareto.csv"])) == {
+        "pareto_x",
+        "energy_metric",
+        "pareto_by_condition",
+    }
+    assert smk.fig_table_inputs(table["README.md"]) == {
+        "cells": "results/tables/cells.csv",
+        "findings": "results/tables/findings.csv",
+    }
+    assert set(smk.fig_table_inputs(table["tables/findings.md"])) == {"cells", "paper"}
+    assert smk.fig_table_options(table["README.md"]) == {
+        "figures": [f"results/figures/{n}.png" for n in F.FIGURE_NAMES],
+        "tables": [
+            "results/tables/cells.csv",
+            "results/tables/utterances.csv",
+            "results/tables/precision_effect.csv",
+            "results/tables/findings.csv",
+            "results/tables/findings.md",
+            "results/tables/pareto.csv",
+        ],
+    }
+    assert [smk.fig_table_category(t) for t in table.values()] == ["Tables"] * 4 + ["Summary"]
+    assert smk.FIGURE_TARGETS == (
+        [f"results/figures/{n}.{ext}" for n in F.FIGURE_NAMES for ext in ("png", "svg")]
+        + [
+            "results/tables/precision_effect.csv",
+            "results/tables/findings.csv",
+            "results/tables/findings.md",
+            "results/tables/pareto.csv",
+            "results/README.md",
+        ]
+    )
+
+
+def _smk(tmp_path, *args):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--cores",
+            "1",
+            "-s",
+            str(tmp_path / "Snakefile"),
+            "-d",
+            str(tmp_path),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def _job_counts(text: str) -> dict:
+    """{rule: jobs} from the job table of ``snakemake -n --quiet rules``."""
+    rows = (line.split() for line in text.splitlines())
+    return {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[1].isdigit() and r[0] != "total"}
+
+
 @pytest.mark.skipif(shutil.which("snakemake") is None, reason="snakemake not installed")
-def test_snakemake_rules_dry_run(tmp_path):
-    """figures.smk parses, every figure is its own rule reading only the tables, FIGURE_TARGETS complete."""
+def test_snakemake_figure_jobs(tmp_path):
+    """figures.smk: one job per figure and per table file, reading only the tables; a job runs through
+    workflow/scripts/figure.py and logs under results/logs/figures/; editing one figure's option reruns only it."""
     (tmp_path / "results" / "tables").mkdir(parents=True)
     synthetic_cells().to_csv(tmp_path / "results" / "tables" / "cells.csv", index=False)
     ref = tmp_path / "resources" / "reference"
     ref.mkdir(parents=True)
     shutil.copy(PAPER, ref / PAPER.name)
-    snakefile = tmp_path / "Snakefile"
-    snakefile.write_text(
-        f'config.setdefault("figures", {{"formats": ["png", "svg"], "dpi": 80}})\n'
+    config = tmp_path / "fig-config.yaml"
+    config.write_text("figures:\n  formats: [png, svg]\n  dpi: 60\n")
+    (tmp_path / "Snakefile").write_text(
+        f'configfile: "{config}"\n'
         f'include: "{ROOT / "workflow" / "rules" / "figures.smk"}"\n'
-        'rule all:\n    input: FIGURE_TARGETS\n')
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "-s", str(snakefile),
-                           "-d", str(tmp_path), "--quiet", "rules"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    for name in F.FIGURE_NAMES:
-        assert f"fig_{name}" in proc.stdout, proc.stdout
-    assert "fig_results_readme" in proc.stdout
+        "rule all:\n    input: FIGURE_TARGETS\n"
+    )
+    assert _job_counts(_smk(tmp_path, "-n", "--quiet", "rules")) == {
+        "all": 1,
+        "figure": len(F.FIGURE_NAMES),
+        "figure_table": 5,
+    }
+    targets = ["results/figures/wer_vs_snr.png", "results/README.md"]
+    _smk(tmp_path, *targets)
+    figs, logs = tmp_path / "results" / "figures", tmp_path / "results" / "logs" / "figures"
+    assert sorted(p.name for p in figs.iterdir()) == ["wer_vs_snr.png", "wer_vs_snr.svg"]
+    assert (logs / "wer_vs_snr.log").is_file() and (logs / "README.md.log").is_file()
+    assert (logs / "tables" / "findings.csv.log").is_file()
+    readme = (tmp_path / "results" / "README.md").read_text()
+    assert "(figures/wer_vs_snr.png)" in readme and "(tables/findings.md)" in readme
+    assert pd.read_csv(tmp_path / "results" / "tables" / "findings.csv")["verdict"].iloc[0] == "not measurable here"
+    assert _job_counts(_smk(tmp_path, *targets, "-n", "--quiet", "rules")) == {}  # up to date
+    config.write_text("figures:\n  formats: [png, svg]\n  dpi: 60\n  snr_ci_style: bars\n  pareto_x: time\n")
+    assert _job_counts(_smk(tmp_path, *targets, "-n", "--quiet", "rules")) == {"figure": 1}
 
 
 def test_wer_vs_condition_order_gaps_and_render(tmp_path):
@@ -575,15 +847,28 @@ def test_wer_vs_condition_order_gaps_and_render(tmp_path):
     from edgeasr.figures import condition_order, run, wer_condition_data
 
     rows = []
-    for cond, kind, snr in (("white_snr0", "white", 0), ("clean", "clean", None), ("white_snr10", "white", 10),
-                            ("paper-uniform", "uniform", None)):
+    for cond, kind, snr in (
+        ("white_snr0", "white", 0),
+        ("clean", "clean", None),
+        ("white_snr10", "white", 10),
+        ("paper-uniform", "uniform", None),
+    ):
         for prec, status in (("fp32", "ok"), ("fp16", "unsupported")):
-            rows.append({"model": "m", "engine": "faster-whisper", "precision": prec, "condition": cond,
-                         "noise_kind": kind, "snr_db": snr, "status": status,
-                         "status_reason": "" if status == "ok" else "needs a GPU",
-                         "wer_pct": 5.0 + (snr is None) if status == "ok" else None,
-                         "wer_ci_low_pct": 4.0 if status == "ok" else None,
-                         "wer_ci_high_pct": 7.0 if status == "ok" else None})
+            rows.append(
+                {
+                    "model": "m",
+                    "engine": "faster-whisper",
+                    "precision": prec,
+                    "condition": cond,
+                    "noise_kind": kind,
+                    "snr_db": snr,
+                    "status": status,
+                    "status_reason": "" if status == "ok" else "needs a GPU",
+                    "wer_pct": 5.0 + (snr is None) if status == "ok" else None,
+                    "wer_ci_low_pct": 4.0 if status == "ok" else None,
+                    "wer_ci_high_pct": 7.0 if status == "ok" else None,
+                }
+            )
     cells = pd.DataFrame(rows)
     assert condition_order(cells) == ["clean", "paper-uniform", "white_snr10", "white_snr0"]
     d = wer_condition_data(cells)
