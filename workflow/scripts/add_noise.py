@@ -1,10 +1,7 @@
-import sys
-
-sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821
-from edgeasr.atomic import atomic_dir, write_csv  # noqa: E402
-from edgeasr.dataset import read_manifest  # noqa: E402
-from edgeasr.noise import Condition, run_condition  # noqa: E402
-from edgeasr.smk import job_log  # noqa: E402
+from edgeasr.atomic import atomic_dir, write_csv
+from edgeasr.dataset import read_manifest
+from edgeasr.noise import Condition, run_condition
+from edgeasr.smk import job_log
 
 sm = snakemake  # noqa: F821
 cond = Condition(**sm.params.condition)

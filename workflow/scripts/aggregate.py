@@ -1,9 +1,6 @@
-import sys
-
-sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821
-from edgeasr.aggregate import build_tables  # noqa: E402
-from edgeasr.atomic import write_csv  # noqa: E402
-from edgeasr.smk import job_log  # noqa: E402
+from edgeasr.aggregate import build_tables
+from edgeasr.atomic import write_csv
+from edgeasr.smk import job_log
 
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0]) as log:

@@ -1,8 +1,5 @@
-import sys
-
-sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  (edgeasr without pip install)
-from edgeasr.download import download_first  # noqa: E402
-from edgeasr.smk import job_log  # noqa: E402
+from edgeasr.download import download_first
+from edgeasr.smk import job_log
 
 with job_log(snakemake.log[0]) as log:  # noqa: F821
     src = download_first(

@@ -1,9 +1,6 @@
-import sys
-
-sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821
-from edgeasr.atomic import atomic_dir  # noqa: E402
-from edgeasr.download import safe_extract  # noqa: E402
-from edgeasr.smk import job_log  # noqa: E402
+from edgeasr.atomic import atomic_dir
+from edgeasr.download import safe_extract
+from edgeasr.smk import job_log
 
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0]) as log, atomic_dir(sm.output[0]) as tmp:

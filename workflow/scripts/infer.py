@@ -1,8 +1,5 @@
-import sys
-
-sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821
-from edgeasr.infer_job import run_infer_job  # noqa: E402
-from edgeasr.smk import job_log  # noqa: E402
+from edgeasr.infer_job import run_infer_job
+from edgeasr.smk import job_log
 
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0]):

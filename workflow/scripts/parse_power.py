@@ -1,11 +1,8 @@
-import sys
+import json
 
-sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821
-import json  # noqa: E402
-
-from edgeasr.atomic import write_json  # noqa: E402
-from edgeasr.energy import summarize  # noqa: E402
-from edgeasr.smk import job_log  # noqa: E402
+from edgeasr.atomic import write_json
+from edgeasr.energy import summarize
+from edgeasr.smk import job_log
 
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0]):

@@ -1,9 +1,6 @@
-import sys
-
-sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821
-from edgeasr.atomic import atomic_dir  # noqa: E402
-from edgeasr.dataset import Selection, build_manifest, summary, write_manifest  # noqa: E402
-from edgeasr.smk import job_log  # noqa: E402
+from edgeasr.atomic import atomic_dir
+from edgeasr.dataset import Selection, build_manifest, summary, write_manifest
+from edgeasr.smk import job_log
 
 sm = snakemake  # noqa: F821
 root = sm.params.root or sm.input[0]

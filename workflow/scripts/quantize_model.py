@@ -1,8 +1,5 @@
-import sys
-
-sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821
-from edgeasr.quantize_job import quantize_checkpoint  # noqa: E402
-from edgeasr.smk import job_log  # noqa: E402
+from edgeasr.quantize_job import quantize_checkpoint
+from edgeasr.smk import job_log
 
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0]) as log:

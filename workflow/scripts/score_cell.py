@@ -1,13 +1,10 @@
-import sys
+import json
 
-sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821
-import json  # noqa: E402
+import pandas as pd
 
-import pandas as pd  # noqa: E402
-
-from edgeasr.atomic import write_csv, write_json  # noqa: E402
-from edgeasr.scoring import score  # noqa: E402
-from edgeasr.smk import job_log  # noqa: E402
+from edgeasr.atomic import write_csv, write_json
+from edgeasr.scoring import score
+from edgeasr.smk import job_log
 
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0]):
