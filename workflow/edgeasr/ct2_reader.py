@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,3 +268,29 @@ def _prod(s) -> int:
     for d in s:
         out *= int(d)
     return out
+
+
+def join_model_parts(
+    parts: list[str | os.PathLike], support_dir: str | os.PathLike, out_dir: str | os.PathLike
+) -> Path:
+    """Assemble a CTranslate2 directory whose ``model.bin`` is shipped split in parts.
+
+    Concatenates ``parts`` in order into ``out_dir/model.bin`` (edgeasr.models.join_parts) and copies
+    ``config.json``, ``tokenizer.json``, ``vocabulary.txt``/``.json`` and ``preprocessor_config.json``
+    (when present) from ``support_dir``.
+    """
+    from .models import join_parts
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    join_parts([Path(p) for p in parts], out / "model.bin")
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json", "preprocessor_config.json"):
+        src = Path(support_dir) / name
+        if src.is_file():
+            shutil.copyfile(src, out / name)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Conversion
+# --------------------------------------------------------------------------------------------

@@ -33,7 +33,6 @@ import json
 import math
 import os
 import re
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -42,7 +41,13 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_dir
-from .ct2_reader import SUPPORTED_BINARY_VERSIONS, Ct2FormatError, Ct2ModelBin, read_ct2_model_bin
+from .ct2_reader import (  # noqa: F401 (join_model_parts: re-exported)
+    SUPPORTED_BINARY_VERSIONS,
+    Ct2FormatError,
+    Ct2ModelBin,
+    join_model_parts,
+    read_ct2_model_bin,
+)
 
 __all__ = [
     "Ct2FormatError",
@@ -342,32 +347,6 @@ def find_english_spelling_mapping(model_dir: str | os.PathLike | None = None) ->
             if isinstance(mapping, dict) and mapping:
                 return {str(k): str(v) for k, v in mapping.items()}, str(candidate)
     return {}, "none"
-
-
-def join_model_parts(
-    parts: list[str | os.PathLike], support_dir: str | os.PathLike, out_dir: str | os.PathLike
-) -> Path:
-    """Assemble a CTranslate2 directory whose ``model.bin`` is shipped split in parts.
-
-    Concatenates ``parts`` in order into ``out_dir/model.bin`` (edgeasr.models.join_parts) and copies
-    ``config.json``, ``tokenizer.json``, ``vocabulary.txt``/``.json`` and ``preprocessor_config.json``
-    (when present) from ``support_dir``.
-    """
-    from .models import join_parts
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    join_parts([Path(p) for p in parts], out / "model.bin")
-    for name in ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json", "preprocessor_config.json"):
-        src = Path(support_dir) / name
-        if src.is_file():
-            shutil.copyfile(src, out / name)
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Conversion
-# --------------------------------------------------------------------------------------------
 
 
 def _token_settings(ct2_dir: Path, ct2_config: dict, shape_cfg: dict, notes: list[str]) -> dict[str, Any]:

@@ -140,31 +140,11 @@ def plot_wer_vs_snr(cells, paper=None, snr_ci_style="band", **_):
                     zorder=3,
                 )
             for r in pts[pts["gap"] != ""].itertuples():
-                ax.plot(
-                    r.snr_db + dodge,
-                    0.03,
-                    marker="x",
-                    color=color,
-                    markersize=6,
-                    mew=1.6,
-                    transform=ax.get_xaxis_transform(),
-                    clip_on=False,
-                    zorder=5,
-                )
+                _gap_mark(ax, r.snr_db + dodge, color)
             if s in clean.index:
                 c = clean.loc[[s]].iloc[0]
                 if c["gap"]:
-                    ax.plot(
-                        x_clean + dodge,
-                        0.03,
-                        marker="x",
-                        color=color,
-                        markersize=6,
-                        mew=1.6,
-                        transform=ax.get_xaxis_transform(),
-                        clip_on=False,
-                        zorder=5,
-                    )
+                    _gap_mark(ax, x_clean + dodge, color)
                 else:
                     yerr = None
                     if is_num(c["wer_ci_low_pct"]) and is_num(c["wer_ci_high_pct"]):
@@ -295,3 +275,18 @@ def plot_wer_vs_condition(cells, paper=None, **_):
         legend_right(fig, handles, title=legend_title, title_fontsize=8)
     draw_title(fig, "WER against noise condition", "one line per model × engine × precision")
     return fig
+
+
+def _gap_mark(ax, x, color) -> None:
+    """A cell with no measurement: a cross at the bottom of the panel, at its x."""
+    ax.plot(
+        x,
+        0.03,
+        marker="x",
+        color=color,
+        markersize=6,
+        mew=1.6,
+        transform=ax.get_xaxis_transform(),
+        clip_on=False,
+        zorder=5,
+    )
