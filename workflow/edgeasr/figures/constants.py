@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..energy.summarize import KEYS as ENERGY_KEYS
+
 STATUSES = ("ok", "failed", "unsupported")
 CLEAN = "clean"
 STUDY_NOISY_KIND = "uniform"  # the study's "noisy" set: additive uniform noise, amplitude 0.1
@@ -45,14 +47,8 @@ NUMERIC_COLUMNS = (
     "wer_ci_low_pct",
     "wer_ci_high_pct",
     "cer_pct",
-    "energy_j",
-    "mean_power_w",
-    "idle_power_w",
-    "energy_above_idle_j",
-    "energy_j_per_audio_s",
-    "energy_j_per_utterance",
-    "paper_style_energy_j",
-    "window_s",
+    # the energy step's numeric columns, defined once (edgeasr.energy.summarize.KEYS)
+    *(k for k in ENERGY_KEYS if k not in ("energy_backend", "energy_rail")),
 )
 TEXT_COLUMNS = (
     "paper_model",
