@@ -195,6 +195,17 @@ def test_noise_table_paths_are_relative_to_the_working_directory(tmp_path, monke
 # --- a second attempt at a cell while the first still runs -------------------------------------
 
 
+def cell_outputs(cell):
+    """The infer rule's outputs for one cell folder."""
+    names = {
+        "cell": "cell.json",
+        "transcripts": "transcripts.csv",
+        "power_log": "power.log",
+        "markers": "power_markers.jsonl",
+    }
+    return {k: str(cell / n) for k, n in names.items()}
+
+
 def test_a_second_attempt_at_a_running_cell_stops_at_once(tmp_path):
     from edgeasr.atomic import HeldElsewhere
     from edgeasr.infer_job import run_infer_job
@@ -218,15 +229,7 @@ def test_a_second_attempt_at_a_running_cell_stops_at_once(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        outputs = {
-            k: str(cell / n)
-            for k, n in (
-                ("cell", "cell.json"),
-                ("transcripts", "transcripts.csv"),
-                ("power_log", "power.log"),
-                ("markers", "power_markers.jsonl"),
-            )
-        }
+        outputs = cell_outputs(cell)
         t0 = time.monotonic()
         with pytest.raises(HeldElsewhere, match=f"pid {holder.pid}"):
             run_infer_job({}, {}, outputs, {}, {}, 1)
@@ -254,15 +257,7 @@ def test_an_attempt_writes_its_own_power_files(tmp_path, monkeypatch, librispeec
     cell = tmp_path / "results/cells/m/transformers/fp32/clean"
     cell.mkdir(parents=True)
     (cell / "power_markers.jsonl").write_text(json.dumps({"event": "window_begin", "name": "transcribe"}) + "\n")
-    outputs = {
-        k: str(cell / n)
-        for k, n in (
-            ("cell", "cell.json"),
-            ("transcripts", "transcripts.csv"),
-            ("power_log", "power.log"),
-            ("markers", "power_markers.jsonl"),
-        )
-    }
+    outputs = cell_outputs(cell)
     p = plan("transformers", "fp32", "cpu", family="ctc")
     params = {
         "plan": p.__dict__,
