@@ -107,8 +107,9 @@ ENERGY = config["energy"]
 TEGRASTATS = {"tegrastats_path": ENERGY["tegrastats_path"], "use_sudo": ENERGY["tegrastats_sudo"]}
 try:
     ENERGY_BACKEND = resolve_backend(ENERGY["backend"], **TEGRASTATS)
-    if ENERGY["rails"] and ENERGY_BACKEND != "none" and RUN_CELLS and not _planning_only():
-        # a misspelt rail is found now, not after every cell has run: read the sensor's rails once
+    if ENERGY["rails"] and ENERGY_BACKEND != "none" and RUN_CELLS and workflow.is_main_process and not _planning_only():
+        # a misspelt rail is found now, not after every cell has run: read the sensor's rails once, in the
+        # main process only (each job re-reads the Snakefile; it need not start the sensor again)
         present = available_rails(ENERGY_BACKEND, **TEGRASTATS)
         missing = [r for rail in ENERGY["rails"] for r in rail.split("+") if r.upper() not in present]
         if missing:
