@@ -11,6 +11,30 @@ import pandas as pd
 from .config import Cell
 from .energy.summarize import KEYS as ENERGY_KEYS
 
+# what a cell's run measured (timing and memory), numbers all; the figures read them as numbers too
+RUN_COLUMNS = (
+    "n_utterances",
+    "audio_s",
+    "load_s",
+    "transcribe_s",
+    "transcribe_s_min",
+    "transcribe_s_max",
+    "repeats",
+    "rtf",
+    "rtfx",
+    "peak_rss_mb",
+    "peak_accel_mem_mb",
+)
+# the software that produced a row (provenance), text all
+VERSION_COLUMNS = (
+    "edgeasr_version",
+    "python_version",
+    "torch_version",
+    "transformers_version",
+    "ctranslate2_version",
+    "faster_whisper_version",
+    "torchao_version",
+)
 KEYS = [f.name for f in fields(Cell)]  # a cell's identity, defined once (edgeasr.config.Cell)
 CELL_COLUMNS = [
     *KEYS,
@@ -27,17 +51,7 @@ CELL_COLUMNS = [
     "quantizer",
     "precision_method",
     "weight_bits",
-    "n_utterances",
-    "audio_s",
-    "load_s",
-    "transcribe_s",
-    "transcribe_s_min",
-    "transcribe_s_max",
-    "repeats",
-    "rtf",
-    "rtfx",
-    "peak_rss_mb",
-    "peak_accel_mem_mb",
+    *RUN_COLUMNS,
     "param_count",
     "model_params_m",
     "param_bytes",
@@ -56,13 +70,7 @@ CELL_COLUMNS = [
     "insertions",
     *ENERGY_KEYS,  # the energy step's columns, defined once (edgeasr.energy.summarize.KEYS)
     "backend",
-    "edgeasr_version",
-    "python_version",
-    "torch_version",
-    "transformers_version",
-    "ctranslate2_version",
-    "faster_whisper_version",
-    "torchao_version",
+    *VERSION_COLUMNS,
     "host",
     "os",
     "cpu_model",

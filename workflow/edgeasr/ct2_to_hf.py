@@ -96,6 +96,143 @@ def _count_layers(m: Ct2ModelBin, prefix: str) -> int:
     return max(indices) + 1
 
 
+class _StateDictBuilder:
+    """Copies CTranslate2 variables into a transformers state dict, one layer piece at a time."""
+
+    def __init__(self, m: Ct2ModelBin):
+        self.m = m
+        self.f = m.float32
+        self.sd: dict[str, np.ndarray] = {}
+        self.notes: list[str] = []
+        self.d_model = 0
+
+    def linear(self, hf: str, ct2: str) -> None:
+        w = self.sd[f"{hf}.weight"] = self.f(f"{ct2}/weight")
+        has_bias = self.m.has(f"{ct2}/bias")
+        self.sd[f"{hf}.bias"] = self.f(f"{ct2}/bias") if has_bias else np.zeros(w.shape[0], dtype=np.float32)
+
+    def layer_norm(self, hf: str, ct2: str) -> None:
+        self.sd[f"{hf}.weight"] = self.f(f"{ct2}/gamma")
+        self.sd[f"{hf}.bias"] = self.f(f"{ct2}/beta")
+
+    def split(self, hf_names: list[str], ct2: str, where: str) -> None:
+        """A fused projection (q/k/v or k/v) split into transformers' separate ones."""
+        d = self.d_model
+        w = self.f(f"{ct2}/weight")
+        if w.shape != (len(hf_names) * d, d):
+            raise Ct2FormatError(
+                f"{self.m.path}: {ct2}/weight has shape {w.shape}, expected ({len(hf_names) * d}, {d})"
+            )
+        b = self.f(f"{ct2}/bias") if self.m.has(f"{ct2}/bias") else np.zeros(w.shape[0], np.float32)
+        for i, hf in enumerate(hf_names):
+            rows = slice(i * d, (i + 1) * d)
+            self.sd[f"{where}.{hf}.weight"] = np.ascontiguousarray(w[rows])
+            if hf != "k_proj":
+                self.sd[f"{where}.{hf}.bias"] = np.ascontiguousarray(b[rows])
+            elif np.any(b[rows] != 0):
+                # Whisper's k_proj has no bias; CTranslate2 fused a zero bias in. A nonzero one
+                # would not change attention anyway (q.b is constant along the softmax axis).
+                self.notes.append(
+                    f"{ct2}: dropped a nonzero k_proj bias (max |b| "
+                    f"{float(np.abs(b[rows]).max()):.3g}); softmax is invariant to it"
+                )
+
+    def self_attention(self, c: str, h: str) -> None:  # a layer's fused q/k/v self-attention, out_proj, norm
+        self.split(["q_proj", "k_proj", "v_proj"], f"{c}/self_attention/linear_0", f"{h}.self_attn")
+        self.linear(f"{h}.self_attn.out_proj", f"{c}/self_attention/linear_1")
+        self.layer_norm(f"{h}.self_attn_layer_norm", f"{c}/self_attention/layer_norm")
+
+    def cross_attention(self, c: str, h: str) -> None:  # a decoder layer's attention over the encoder output
+        self.split(["q_proj"], f"{c}/attention/linear_0", f"{h}.encoder_attn")
+        self.split(["k_proj", "v_proj"], f"{c}/attention/linear_1", f"{h}.encoder_attn")
+        self.linear(f"{h}.encoder_attn.out_proj", f"{c}/attention/linear_2")
+        self.layer_norm(f"{h}.encoder_attn_layer_norm", f"{c}/attention/layer_norm")
+
+    def ffn(self, c: str, h: str) -> None:  # a layer's feed-forward block and its norm
+        self.linear(f"{h}.fc1", f"{c}/ffn/linear_0")
+        self.linear(f"{h}.fc2", f"{c}/ffn/linear_1")
+        self.layer_norm(f"{h}.final_layer_norm", f"{c}/ffn/layer_norm")
+
+    def encoder(self) -> tuple[int, int]:
+        """The convolutions, positions and layers; returns ``(num_mel_bins, encoder_layers)``."""
+        m, f, sd = self.m, self.f, self.sd
+        conv1 = f("encoder/conv1/weight")
+        if conv1.ndim != 3:
+            raise Ct2FormatError(f"{m.path}: encoder/conv1/weight has shape {conv1.shape}, expected 3-D")
+        self.d_model, num_mel_bins = int(conv1.shape[0]), int(conv1.shape[1])
+        sd["model.encoder.conv1.weight"] = conv1
+        sd["model.encoder.conv1.bias"] = f("encoder/conv1/bias")
+        sd["model.encoder.conv2.weight"] = f("encoder/conv2/weight")
+        sd["model.encoder.conv2.bias"] = f("encoder/conv2/bias")
+        if m.has("encoder/position_encodings/encodings"):
+            sd["model.encoder.embed_positions.weight"] = f("encoder/position_encodings/encodings")
+        else:
+            sd["model.encoder.embed_positions.weight"] = _sinusoids(1500, self.d_model)
+            self.notes.append("encoder position encodings not stored: used Whisper's sinusoids(1500)")
+        self.layer_norm("model.encoder.layer_norm", "encoder/layer_norm")
+        n = _count_layers(m, "encoder")
+        for i in range(n):
+            self.self_attention(f"encoder/layer_{i}", f"model.encoder.layers.{i}")
+            self.ffn(f"encoder/layer_{i}", f"model.encoder.layers.{i}")
+        return num_mel_bins, n
+
+    def decoder(self) -> int:
+        """The embeddings, positions and layers; returns the number of layers."""
+        m, f, sd = self.m, self.f, self.sd
+        embed = f("decoder/embeddings/weight")
+        if embed.shape[1] != self.d_model:
+            raise Ct2FormatError(f"{m.path}: decoder embeddings {embed.shape} do not match d_model {self.d_model}")
+        sd["model.decoder.embed_tokens.weight"] = embed
+        if not m.has("decoder/position_encodings/encodings"):
+            raise Ct2FormatError(
+                f"{m.path}: decoder/position_encodings/encodings missing (Whisper's decoder positions are learned)"
+            )
+        sd["model.decoder.embed_positions.weight"] = f("decoder/position_encodings/encodings")
+        self.layer_norm("model.decoder.layer_norm", "decoder/layer_norm")
+        n = _count_layers(m, "decoder")
+        for i in range(n):
+            c, h = f"decoder/layer_{i}", f"model.decoder.layers.{i}"
+            self.self_attention(c, h)
+            self.cross_attention(c, h)
+            self.ffn(c, h)
+        return n
+
+    def output_projection(self) -> bool:
+        """Whether ``proj_out`` is tied to the token embedding (model.bin aliases it, or it is equal)."""
+        m, embed = self.m, self.sd["model.decoder.embed_tokens.weight"]
+        tie = True
+        if m.has("decoder/projection/weight"):
+            if m.resolve("decoder/projection/weight") != m.resolve("decoder/embeddings/weight"):
+                proj = self.f("decoder/projection/weight")
+                if proj.shape != embed.shape or not np.array_equal(proj, embed):
+                    tie = False
+                    self.sd["proj_out.weight"] = proj
+                    self.notes.append("decoder/projection/weight differs from the embeddings: proj_out untied")
+        if m.has("decoder/projection/bias") and np.any(self.f("decoder/projection/bias") != 0):
+            raise Ct2FormatError(
+                f"{m.path}: decoder/projection/bias is nonzero; Whisper's proj_out has "
+                "no bias and transformers cannot represent it"
+            )
+        if m.scalar("decoder/scale_embeddings", 0):
+            self.notes.append("decoder/scale_embeddings is set in model.bin; Whisper never scales embeddings")
+        activation = m.scalar("decoder/activation", 3)
+        if activation != 3:  # common_spec.Activation.GELU
+            raise Ct2FormatError(f"{m.path}: decoder activation id {activation}, Whisper uses GELU (3)")
+        return tie
+
+    def heads(self, prefix: str) -> int:
+        value = self.m.scalar(f"{prefix}/num_heads")
+        if value is None:
+            self.notes.append(f"{prefix}/num_heads not stored: assumed head size 64")
+            return self.d_model // 64
+        heads = int(value)
+        if heads <= 0 or self.d_model % heads:
+            raise Ct2FormatError(
+                f"{self.m.path}: {prefix}_attention_heads={heads} does not divide d_model={self.d_model}"
+            )
+        return heads
+
+
 def ct2_whisper_state_dict(m: Ct2ModelBin) -> tuple[dict[str, np.ndarray], dict[str, Any], list[str]]:
     """Map the CTranslate2 Whisper variables to ``WhisperForConditionalGeneration`` parameter names.
 
@@ -108,146 +245,26 @@ def ct2_whisper_state_dict(m: Ct2ModelBin) -> tuple[dict[str, np.ndarray], dict[
     for required in ("encoder/conv1/weight", "encoder/conv2/weight", "decoder/embeddings/weight"):
         if not m.has(required):
             raise Ct2FormatError(f"{m.path}: not a CTranslate2 Whisper model (no {required!r})")
-
-    notes: list[str] = []
-    sd: dict[str, np.ndarray] = {}
-    f = m.float32
-
-    def linear(hf: str, ct2: str) -> None:
-        sd[f"{hf}.weight"] = f(f"{ct2}/weight")
-        if m.has(f"{ct2}/bias"):
-            sd[f"{hf}.bias"] = f(f"{ct2}/bias")
-        else:
-            sd[f"{hf}.bias"] = np.zeros(sd[f"{hf}.weight"].shape[0], dtype=np.float32)
-
-    def layer_norm(hf: str, ct2: str) -> None:
-        sd[f"{hf}.weight"] = f(f"{ct2}/gamma")
-        sd[f"{hf}.bias"] = f(f"{ct2}/beta")
-
-    def split(hf_names: list[str], ct2: str, d_model: int, where: str) -> None:
-        w = f(f"{ct2}/weight")
-        if w.shape != (len(hf_names) * d_model, d_model):
-            raise Ct2FormatError(
-                f"{m.path}: {ct2}/weight has shape {w.shape}, expected ({len(hf_names) * d_model}, {d_model})"
-            )
-        b = f(f"{ct2}/bias") if m.has(f"{ct2}/bias") else np.zeros(w.shape[0], np.float32)
-        for i, hf in enumerate(hf_names):
-            rows = slice(i * d_model, (i + 1) * d_model)
-            sd[f"{where}.{hf}.weight"] = np.ascontiguousarray(w[rows])
-            if hf == "k_proj":
-                # Whisper's k_proj has no bias; CTranslate2 fused a zero bias in. A nonzero one
-                # would not change attention anyway (q.b is constant along the softmax axis).
-                k_bias = b[rows]
-                if np.any(k_bias != 0):
-                    notes.append(
-                        f"{ct2}: dropped a nonzero k_proj bias (max |b| "
-                        f"{float(np.abs(k_bias).max()):.3g}); softmax is invariant to it"
-                    )
-            else:
-                sd[f"{where}.{hf}.bias"] = np.ascontiguousarray(b[rows])
-
-    def self_attention(c: str, h: str) -> None:  # a layer's fused q/k/v self-attention, out_proj, norm
-        split(["q_proj", "k_proj", "v_proj"], f"{c}/self_attention/linear_0", d_model, f"{h}.self_attn")
-        linear(f"{h}.self_attn.out_proj", f"{c}/self_attention/linear_1")
-        layer_norm(f"{h}.self_attn_layer_norm", f"{c}/self_attention/layer_norm")
-
-    def ffn(c: str, h: str) -> None:  # a layer's feed-forward block and its norm
-        linear(f"{h}.fc1", f"{c}/ffn/linear_0")
-        linear(f"{h}.fc2", f"{c}/ffn/linear_1")
-        layer_norm(f"{h}.final_layer_norm", f"{c}/ffn/layer_norm")
-
-    # Encoder
-    conv1 = f("encoder/conv1/weight")
-    if conv1.ndim != 3:
-        raise Ct2FormatError(f"{m.path}: encoder/conv1/weight has shape {conv1.shape}, expected 3-D")
-    d_model, num_mel_bins = int(conv1.shape[0]), int(conv1.shape[1])
-    sd["model.encoder.conv1.weight"] = conv1
-    sd["model.encoder.conv1.bias"] = f("encoder/conv1/bias")
-    sd["model.encoder.conv2.weight"] = f("encoder/conv2/weight")
-    sd["model.encoder.conv2.bias"] = f("encoder/conv2/bias")
-    if m.has("encoder/position_encodings/encodings"):
-        enc_pos = f("encoder/position_encodings/encodings")
-    else:
-        enc_pos = _sinusoids(1500, d_model)
-        notes.append("encoder position encodings not stored: used Whisper's sinusoids(1500)")
-    sd["model.encoder.embed_positions.weight"] = enc_pos
-    layer_norm("model.encoder.layer_norm", "encoder/layer_norm")
-    encoder_layers = _count_layers(m, "encoder")
-    for i in range(encoder_layers):
-        c, h = f"encoder/layer_{i}", f"model.encoder.layers.{i}"
-        self_attention(c, h)
-        ffn(c, h)
-
-    # Decoder
-    embed = f("decoder/embeddings/weight")
-    vocab_size = int(embed.shape[0])
-    if embed.shape[1] != d_model:
-        raise Ct2FormatError(f"{m.path}: decoder embeddings {embed.shape} do not match d_model {d_model}")
-    sd["model.decoder.embed_tokens.weight"] = embed
-    if not m.has("decoder/position_encodings/encodings"):
-        raise Ct2FormatError(
-            f"{m.path}: decoder/position_encodings/encodings missing (Whisper's decoder positions are learned)"
-        )
-    sd["model.decoder.embed_positions.weight"] = f("decoder/position_encodings/encodings")
-    layer_norm("model.decoder.layer_norm", "decoder/layer_norm")
-    decoder_layers = _count_layers(m, "decoder")
-    for i in range(decoder_layers):
-        c, h = f"decoder/layer_{i}", f"model.decoder.layers.{i}"
-        self_attention(c, h)
-        split(["q_proj"], f"{c}/attention/linear_0", d_model, f"{h}.encoder_attn")
-        split(["k_proj", "v_proj"], f"{c}/attention/linear_1", d_model, f"{h}.encoder_attn")
-        linear(f"{h}.encoder_attn.out_proj", f"{c}/attention/linear_2")
-        layer_norm(f"{h}.encoder_attn_layer_norm", f"{c}/attention/layer_norm")
-        ffn(c, h)
-
-    # Output projection: tied to the token embedding when model.bin aliases it (or it is equal).
-    tie = True
-    if m.has("decoder/projection/weight"):
-        if m.resolve("decoder/projection/weight") != m.resolve("decoder/embeddings/weight"):
-            proj = f("decoder/projection/weight")
-            if proj.shape != embed.shape or not np.array_equal(proj, embed):
-                tie = False
-                sd["proj_out.weight"] = proj
-                notes.append("decoder/projection/weight differs from the embeddings: proj_out untied")
-    if m.has("decoder/projection/bias"):
-        bias = f("decoder/projection/bias")
-        if np.any(bias != 0):
-            raise Ct2FormatError(
-                f"{m.path}: decoder/projection/bias is nonzero; Whisper's proj_out has "
-                "no bias and transformers cannot represent it"
-            )
-
-    if m.scalar("decoder/scale_embeddings", 0):
-        notes.append("decoder/scale_embeddings is set in model.bin; Whisper never scales embeddings")
-    activation = m.scalar("decoder/activation", 3)
-    if activation != 3:  # common_spec.Activation.GELU
-        raise Ct2FormatError(f"{m.path}: decoder activation id {activation}, Whisper uses GELU (3)")
-
-    def heads(prefix: str) -> int:
-        value = m.scalar(f"{prefix}/num_heads")
-        if value is None:
-            notes.append(f"{prefix}/num_heads not stored: assumed head size 64")
-            return d_model // 64
-        return int(value)
-
+    b = _StateDictBuilder(m)
+    num_mel_bins, encoder_layers = b.encoder()
+    decoder_layers = b.decoder()
+    tie = b.output_projection()
+    sd, d_model = b.sd, b.d_model
     shape_config = {
-        "vocab_size": vocab_size,
+        "vocab_size": int(sd["model.decoder.embed_tokens.weight"].shape[0]),
         "num_mel_bins": num_mel_bins,
         "d_model": d_model,
         "encoder_layers": encoder_layers,
-        "encoder_attention_heads": heads("encoder"),
+        "encoder_attention_heads": b.heads("encoder"),
         "decoder_layers": decoder_layers,
-        "decoder_attention_heads": heads("decoder"),
+        "decoder_attention_heads": b.heads("decoder"),
         "encoder_ffn_dim": int(sd["model.encoder.layers.0.fc1.weight"].shape[0]) if encoder_layers else 4 * d_model,
         "decoder_ffn_dim": int(sd["model.decoder.layers.0.fc1.weight"].shape[0]) if decoder_layers else 4 * d_model,
-        "max_source_positions": int(enc_pos.shape[0]),
+        "max_source_positions": int(sd["model.encoder.embed_positions.weight"].shape[0]),
         "max_target_positions": int(sd["model.decoder.embed_positions.weight"].shape[0]),
         "tie_word_embeddings": tie,
     }
-    for key in ("encoder_attention_heads", "decoder_attention_heads"):
-        if shape_config[key] <= 0 or d_model % shape_config[key]:
-            raise Ct2FormatError(f"{m.path}: {key}={shape_config[key]} does not divide d_model={d_model}")
-    return sd, shape_config, notes
+    return sd, shape_config, b.notes
 
 
 # --------------------------------------------------------------------------------------------

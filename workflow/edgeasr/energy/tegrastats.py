@@ -252,6 +252,136 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
     return lines
 
 
+def _samples(path: Path, lines: list[tuple[int, str]]) -> tuple[list[dict], int]:
+    """The parsed sample lines and the number of sampling slots (garbled lines count as a slot)."""
+    recs = []
+    garbled = []
+    slot = 0
+    for no, text in lines:
+        st = text.strip()
+        if not st or st.startswith("#"):
+            continue
+        r = parse_tegrastats_line(text)
+        r["line_no"] = no
+        r["slot"] = slot
+        slot += 1
+        if not r["ok"]:
+            garbled.append((no, st))
+            continue
+        recs.append(r)
+    for no, st in garbled[:10]:
+        warnings.warn(
+            f"{path}: line {no}: not a tegrastats sample (garbled?), skipped: {st[:80]!r}", EnergyWarning, stacklevel=3
+        )
+    if len(garbled) > 10:
+        warnings.warn(f"{path}: {len(garbled) - 10} more garbled lines skipped", EnergyWarning, stacklevel=3)
+    if not recs:
+        raise EnergyError(f"tegrastats log {path}: no line could be parsed as a sample ({len(garbled)} garbled lines)")
+    return recs, slot
+
+
+def _rails(path: Path, recs: list[dict]) -> list[str]:
+    """Every rail in order of appearance; warns about lines lacking one of the usual (most common) set."""
+    sets = Counter(frozenset(r["power_mw"]) for r in recs)
+    usual = max(sets.items(), key=lambda kv: (kv[1], len(kv[0])))[0]
+    rails: list[str] = []
+    for r in recs:
+        rails.extend(k for k in r["power_mw"] if k not in rails)
+    damaged = [(r["line_no"], sorted(usual - set(r["power_mw"]))) for r in recs if not usual <= set(r["power_mw"])]
+    for no, miss in damaged[:10]:
+        warnings.warn(
+            f"{path}: line {no}: rail(s) {', '.join(miss)} missing or unreadable "
+            f"(garbled line?); those values are left empty",
+            EnergyWarning,
+            stacklevel=3,
+        )
+    if len(damaged) > 10:
+        warnings.warn(f"{path}: {len(damaged) - 10} more lines with missing rails", EnergyWarning, stacklevel=3)
+    return rails
+
+
+def _times_from_dates(path: Path, recs: list[dict], interval_ms, start_wall_s, utc_offset_s):
+    """Sub-second epoch times for dated logs; returns ``(t, recs, segments, utc_offset_s)``.
+
+    Lines dated before the logger started (tegrastats appends to its log) are dropped.
+    """
+    slots = np.array([r["slot"] for r in recs], dtype=float)
+    have = np.array([r["date_naive_s"] is not None for r in recs])
+    dn = np.array([np.nan if r["date_naive_s"] is None else r["date_naive_s"] for r in recs], dtype=float)
+    if utc_offset_s is None and start_wall_s is not None:
+        utc_offset_s = round((dn[have][0] - float(start_wall_s)) / 900.0) * 900.0
+    if utc_offset_s is None:
+        first = time.strptime(recs[int(np.argmax(have))]["date"], DATE_FORMAT)
+        utc_offset_s = dn[have][0] - time.mktime(first)
+    d_epoch = dn - float(utc_offset_s)
+    if start_wall_s is not None:
+        stale = have & (d_epoch < float(start_wall_s) - 2.0)
+        if stale.any():
+            first_no = recs[int(np.argmax(stale))]["line_no"]
+            warnings.warn(
+                f"{path}: {int(stale.sum())} line(s) dated before the logger "
+                f"started (first: line {first_no}); stale lines of an earlier "
+                f"run? ignored",
+                EnergyWarning,
+                stacklevel=3,
+            )
+            keep = ~stale
+            recs = [r for r, k in zip(recs, keep) if k]
+            if not recs:
+                raise EnergyError(f"tegrastats log {path}: every line predates the logger's start")
+            slots, have, d_epoch = slots[keep], have[keep], d_epoch[keep]
+    t_fit, nseg = fit_line_times(slots[have], d_epoch[have], float(interval_ms) / 1000.0 if interval_ms else None)
+    t = np.empty(slots.size)
+    t[have] = t_fit
+    if not have.all():
+        # undated lines between dated ones: interpolate on the slot index
+        t[~have] = np.interp(slots[~have], slots[have], t_fit)
+        if have.sum() >= 2:
+            b = (t_fit[-1] - t_fit[0]) / max(1.0, slots[have][-1] - slots[have][0])
+            lo = slots < slots[have][0]
+            hi = slots > slots[have][-1]
+            t[lo] = t_fit[0] - b * (slots[have][0] - slots[lo])
+            t[hi] = t_fit[-1] + b * (slots[hi] - slots[have][-1])
+    if nseg > 1:
+        warnings.warn(
+            f"{path}: sampling was irregular (logger stalled or clock stepped): line times fitted in {nseg} segments",
+            EnergyWarning,
+            stacklevel=3,
+        )
+    if interval_ms and have.sum() >= 20 and nseg == 1 and t_fit.size > 1:
+        per = float(np.median(np.diff(t_fit)))
+        if np.isfinite(per) and abs(per * 1000.0 / float(interval_ms) - 1.0) > 0.25:
+            warnings.warn(
+                f"{path}: lines are {per * 1000:.0f} ms apart, not the {float(interval_ms):.0f} ms requested",
+                EnergyWarning,
+                stacklevel=3,
+            )
+    return t, recs, nseg, utc_offset_s
+
+
+def _times_without_dates(path: Path, slots: np.ndarray, nslots: int, interval_ms, start_wall_s, stop_wall_s):
+    """Times for undated logs, from the meter's start/stop markers or the interval; returns ``(t, timing)``."""
+    if start_wall_s is not None and stop_wall_s is not None and stop_wall_s > start_wall_s:
+        per = (float(stop_wall_s) - float(start_wall_s)) / nslots
+        if interval_ms and abs(per * 1000.0 / float(interval_ms) - 1.0) > 0.25:
+            warnings.warn(
+                f"{path}: {nslots} lines over {stop_wall_s - start_wall_s:.2f} s is "
+                f"{per * 1000:.0f} ms per line, not the {float(interval_ms):.0f} ms "
+                f"requested: times are approximate",
+                EnergyWarning,
+                stacklevel=3,
+            )
+        return float(start_wall_s) + (slots + 0.5) * per, "markers"
+    if interval_ms:
+        base = float(start_wall_s) if start_wall_s is not None else 0.0
+        off = 0.5 if start_wall_s is not None else 0.0
+        return base + (slots + off) * float(interval_ms) / 1000.0, "interval"
+    raise EnergyError(
+        f"tegrastats log {path} has no dates: interval_ms (and the meter's "
+        f"start/stop markers) are needed to time its samples"
+    )
+
+
 def parse_tegrastats(
     path,
     interval_ms: float | None = None,
@@ -278,132 +408,15 @@ def parse_tegrastats(
     ``df.attrs`` holds ``timing`` (how t_s was obtained) and ``segments``.
     """
     path = Path(path)
-    lines = _read_lines(path)
-    recs = []
-    garbled = []
-    slot = 0
-    for no, text in lines:
-        st = text.strip()
-        if not st or st.startswith("#"):
-            continue
-        r = parse_tegrastats_line(text)
-        r["line_no"] = no
-        r["slot"] = slot
-        slot += 1
-        if not r["ok"]:
-            garbled.append((no, st))
-            continue
-        recs.append(r)
-    for no, st in garbled[:10]:
-        warnings.warn(
-            f"{path}: line {no}: not a tegrastats sample (garbled?), skipped: {st[:80]!r}", EnergyWarning, stacklevel=2
-        )
-    if len(garbled) > 10:
-        warnings.warn(f"{path}: {len(garbled) - 10} more garbled lines skipped", EnergyWarning, stacklevel=2)
-    if not recs:
-        raise EnergyError(f"tegrastats log {path}: no line could be parsed as a sample ({len(garbled)} garbled lines)")
-
-    # rails: the usual set is the most common one; a line lacking one of them is damaged
-    sets = Counter(frozenset(r["power_mw"]) for r in recs)
-    usual = max(sets.items(), key=lambda kv: (kv[1], len(kv[0])))[0]
-    rails: list[str] = []
-    for r in recs:
-        for k in r["power_mw"]:
-            if k not in rails:
-                rails.append(k)
-    damaged = [(r["line_no"], sorted(usual - set(r["power_mw"]))) for r in recs if not usual <= set(r["power_mw"])]
-    for no, miss in damaged[:10]:
-        warnings.warn(
-            f"{path}: line {no}: rail(s) {', '.join(miss)} missing or unreadable "
-            f"(garbled line?); those values are left empty",
-            EnergyWarning,
-            stacklevel=2,
-        )
-    if len(damaged) > 10:
-        warnings.warn(f"{path}: {len(damaged) - 10} more lines with missing rails", EnergyWarning, stacklevel=2)
-
-    slots = np.array([r["slot"] for r in recs], dtype=float)
-    dates = [r["date_naive_s"] for r in recs]
-    have = np.array([x is not None for x in dates])
+    recs, nslots = _samples(path, _read_lines(path))
+    rails = _rails(path, recs)
     nseg = 0
-    if have.any():
-        dn = np.array([x if x is not None else np.nan for x in dates], dtype=float)
-        if utc_offset_s is None and start_wall_s is not None:
-            utc_offset_s = round((dn[have][0] - float(start_wall_s)) / 900.0) * 900.0
-        if utc_offset_s is None:
-            first = time.strptime(recs[int(np.argmax(have))]["date"], DATE_FORMAT)
-            utc_offset_s = dn[have][0] - time.mktime(first)
-        d_epoch = dn - float(utc_offset_s)
-        if start_wall_s is not None:
-            # tegrastats appends to its log: lines of an earlier run predate our start
-            stale = have & (d_epoch < float(start_wall_s) - 2.0)
-            if stale.any():
-                first_no = recs[int(np.argmax(stale))]["line_no"]
-                warnings.warn(
-                    f"{path}: {int(stale.sum())} line(s) dated before the logger "
-                    f"started (first: line {first_no}); stale lines of an earlier "
-                    f"run? ignored",
-                    EnergyWarning,
-                    stacklevel=2,
-                )
-                keep = ~stale
-                recs = [r for r, k in zip(recs, keep) if k]
-                if not recs:
-                    raise EnergyError(f"tegrastats log {path}: every line predates the logger's start")
-                slots, have, d_epoch = slots[keep], have[keep], d_epoch[keep]
-        t_fit, nseg = fit_line_times(slots[have], d_epoch[have], float(interval_ms) / 1000.0 if interval_ms else None)
-        t = np.empty(slots.size)
-        t[have] = t_fit
-        if not have.all():
-            # undated lines between dated ones: interpolate on the slot index
-            t[~have] = np.interp(slots[~have], slots[have], t_fit)
-            if have.sum() >= 2:
-                b = (t_fit[-1] - t_fit[0]) / max(1.0, slots[have][-1] - slots[have][0])
-                lo = slots < slots[have][0]
-                hi = slots > slots[have][-1]
-                t[lo] = t_fit[0] - b * (slots[have][0] - slots[lo])
-                t[hi] = t_fit[-1] + b * (slots[hi] - slots[have][-1])
+    if any(r["date_naive_s"] is not None for r in recs):
+        t, recs, nseg, utc_offset_s = _times_from_dates(path, recs, interval_ms, start_wall_s, utc_offset_s)
         timing = "dates-fit"
-        if nseg > 1:
-            warnings.warn(
-                f"{path}: sampling was irregular (logger stalled or clock stepped): "
-                f"line times fitted in {nseg} segments",
-                EnergyWarning,
-                stacklevel=2,
-            )
-        if interval_ms and have.sum() >= 20 and nseg == 1:
-            per = float(np.median(np.diff(t_fit))) if t_fit.size > 1 else float("nan")
-            if np.isfinite(per) and abs(per * 1000.0 / float(interval_ms) - 1.0) > 0.25:
-                warnings.warn(
-                    f"{path}: lines are {per * 1000:.0f} ms apart, not the {float(interval_ms):.0f} ms requested",
-                    EnergyWarning,
-                    stacklevel=2,
-                )
     else:
-        nslots = slot
-        if start_wall_s is not None and stop_wall_s is not None and stop_wall_s > start_wall_s:
-            per = (float(stop_wall_s) - float(start_wall_s)) / nslots
-            t = float(start_wall_s) + (slots + 0.5) * per
-            timing = "markers"
-            if interval_ms and abs(per * 1000.0 / float(interval_ms) - 1.0) > 0.25:
-                warnings.warn(
-                    f"{path}: {nslots} lines over {stop_wall_s - start_wall_s:.2f} s is "
-                    f"{per * 1000:.0f} ms per line, not the {float(interval_ms):.0f} ms "
-                    f"requested: times are approximate",
-                    EnergyWarning,
-                    stacklevel=2,
-                )
-        elif interval_ms:
-            base = float(start_wall_s) if start_wall_s is not None else 0.0
-            off = 0.5 if start_wall_s is not None else 0.0
-            t = base + (slots + off) * float(interval_ms) / 1000.0
-            timing = "interval"
-        else:
-            raise EnergyError(
-                f"tegrastats log {path} has no dates: interval_ms (and the meter's "
-                f"start/stop markers) are needed to time its samples"
-            )
-
+        slots = np.array([r["slot"] for r in recs], dtype=float)
+        t, timing = _times_without_dates(path, slots, nslots, interval_ms, start_wall_s, stop_wall_s)
     data: dict = {"t_s": t, "line_no": np.array([r["line_no"] for r in recs], dtype=int)}
     for k in rails:
         data[f"power_mw__{k}"] = np.array([r["power_mw"].get(k, np.nan) for r in recs], dtype=float)

@@ -26,6 +26,19 @@ from .data import any_energy
 SUPPORTED, REFUTED, NOT_MEASURABLE = "supported", "refuted", "not measurable here"
 
 
+def _finding(claim_id, claim, study, measured, n, verdict, why) -> dict:
+    """One row of the findings table."""
+    return {
+        "claim_id": claim_id,
+        "claim": claim,
+        "study": study,
+        "measured": measured,
+        "n": n,
+        "verdict": verdict,
+        "why": why,
+    }
+
+
 def _spearman(x, y) -> float:
     rx = pd.Series(list(x), dtype=float).rank()
     ry = pd.Series(list(y), dtype=float).rank()
@@ -100,15 +113,9 @@ def _fp16_energy_finding(cells, paper, energy_metric) -> dict:
                 why + "; and " if why else ""
             ) + f"no energy measured (energy backend: {energy_backends(cells)}; no power sensor)"
         why = why or "no model has both fp16 and fp32 energy on clean audio"
-        return {
-            "claim_id": "fp16_vs_fp32_energy",
-            "claim": claim,
-            "study": study,
-            "measured": "no fp16/fp32 energy pair" + time_text,
-            "n": 0,
-            "verdict": NOT_MEASURABLE,
-            "why": why,
-        }
+        return _finding(
+            "fp16_vs_fp32_energy", claim, study, "no fp16/fp32 energy pair" + time_text, 0, NOT_MEASURABLE, why
+        )
     ratios = [r for _, r in pairs]
     med = float(np.median(ratios))
     measured = (
@@ -122,15 +129,7 @@ def _fp16_energy_finding(cells, paper, energy_metric) -> dict:
         verdict, why = REFUTED, f"fp16 saves {100 * (1 - med):.0f} % on this device, not about half"
     else:
         verdict, why = REFUTED, f"fp16 used {100 * (med - 1):.0f} % more energy than fp32 on this device"
-    return {
-        "claim_id": "fp16_vs_fp32_energy",
-        "claim": claim,
-        "study": study,
-        "measured": measured,
-        "n": len(pairs),
-        "verdict": verdict,
-        "why": why,
-    }
+    return _finding("fp16_vs_fp32_energy", claim, study, measured, len(pairs), verdict, why)
 
 
 def _best_group(table: pd.DataFrame, min_sizes: int = 2):
@@ -186,15 +185,7 @@ def _size_noise_finding(cells, paper, noisy_amplitude=0.1) -> dict:
             else f"needs >= 2 model sizes measured clean and noisy at the same engine and precision (found {n})"
         )
     if not noisy_conds or best is None:
-        return {
-            "claim_id": "size_vs_noise_robustness",
-            "claim": claim,
-            "study": study,
-            "measured": "-",
-            "n": len(table),
-            "verdict": NOT_MEASURABLE,
-            "why": why,
-        }
+        return _finding("size_vs_noise_robustness", claim, study, "-", len(table), NOT_MEASURABLE, why)
     engine, precision, grp = best
     grp = grp.sort_values("model_params_m")
     rho = _spearman(grp["model_params_m"], grp["degradation"])
@@ -211,15 +202,7 @@ def _size_noise_finding(cells, paper, noisy_amplitude=0.1) -> dict:
         if rho > 0
         else "no monotone relation"
     )
-    return {
-        "claim_id": "size_vs_noise_robustness",
-        "claim": claim,
-        "study": study,
-        "measured": measured,
-        "n": len(grp),
-        "verdict": verdict,
-        "why": why,
-    }
+    return _finding("size_vs_noise_robustness", claim, study, measured, len(grp), verdict, why)
 
 
 def _size_energy_finding(cells, paper, energy_metric) -> dict:
@@ -245,15 +228,7 @@ def _size_energy_finding(cells, paper, energy_metric) -> dict:
             why = f"no energy measured (energy backend: {energy_backends(cells)}; no power sensor)"
         else:
             why = "needs >= 2 model sizes with energy at the same engine and precision"
-        return {
-            "claim_id": "size_vs_energy",
-            "claim": claim,
-            "study": study,
-            "measured": measured,
-            "n": 0,
-            "verdict": NOT_MEASURABLE,
-            "why": why,
-        }
+        return _finding("size_vs_energy", claim, study, measured, 0, NOT_MEASURABLE, why)
     engine, precision, grp = best
     grp = grp.sort_values("model_params_m")
     rho = _spearman(grp["model_params_m"], grp[energy_metric])
@@ -264,15 +239,7 @@ def _size_energy_finding(cells, paper, energy_metric) -> dict:
     )
     verdict = SUPPORTED if rho > 0 else REFUTED
     why = "energy grows with size" if verdict == SUPPORTED else "energy does not grow with size"
-    return {
-        "claim_id": "size_vs_energy",
-        "claim": claim,
-        "study": study,
-        "measured": measured,
-        "n": len(grp),
-        "verdict": verdict,
-        "why": why,
-    }
+    return _finding("size_vs_energy", claim, study, measured, len(grp), verdict, why)
 
 
 FINDINGS_COLUMNS = ["claim_id", "claim", "study", "measured", "n", "verdict", "why"]

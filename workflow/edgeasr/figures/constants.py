@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..aggregate import RUN_COLUMNS, VERSION_COLUMNS
 from ..energy.summarize import KEYS as ENERGY_KEYS
 
 STATUSES = ("ok", "failed", "unsupported")
@@ -30,17 +31,7 @@ NUMERIC_COLUMNS = (
     "snr_db",
     "noise_amplitude",
     "weight_bits",
-    "n_utterances",
-    "audio_s",
-    "load_s",
-    "transcribe_s",
-    "transcribe_s_min",
-    "transcribe_s_max",
-    "repeats",
-    "rtf",
-    "rtfx",
-    "peak_rss_mb",
-    "peak_accel_mem_mb",
+    *RUN_COLUMNS,  # defined once (edgeasr.aggregate.RUN_COLUMNS)
     "param_bytes",
     "disk_bytes",
     "wer_pct",
@@ -60,12 +51,7 @@ TEXT_COLUMNS = (
     "precision_method",
     "energy_backend",
     "energy_rail",
-    "edgeasr_version",
-    "python_version",
-    "torch_version",
-    "transformers_version",
-    "ctranslate2_version",
-    "faster_whisper_version",
+    *VERSION_COLUMNS,  # defined once (edgeasr.aggregate.VERSION_COLUMNS)
     "host",
     "cpu_model",
     "gpu_model",

@@ -205,26 +205,16 @@ def draw_grouped_bars(
                 err = None
                 if "lo" in row and is_num(row.get("lo")) and is_num(row.get("hi")):
                     err = [[max(value - row["lo"], 0)], [max(row["hi"] - value, 0)]]
-                if orient == "h":
-                    ax.barh(
-                        pos,
-                        value,
-                        height=width * 0.92,
-                        color=colors[hue],
-                        zorder=2,
-                        xerr=err,
-                        error_kw=dict(ecolor="#222222", elinewidth=0.9, capsize=2.5),
-                    )
-                else:
-                    ax.bar(
-                        pos,
-                        value,
-                        width=width * 0.92,
-                        color=colors[hue],
-                        zorder=2,
-                        yerr=err,
-                        error_kw=dict(ecolor="#222222", elinewidth=0.9, capsize=2.5),
-                    )
+                horizontal = orient == "h"
+                (ax.barh if horizontal else ax.bar)(
+                    pos,
+                    value,
+                    width * 0.92,
+                    color=colors[hue],
+                    zorder=2,
+                    **{"xerr" if horizontal else "yerr": err},
+                    error_kw=dict(ecolor="#222222", elinewidth=0.9, capsize=2.5),
+                )
             if show_paper and is_num(row.get("paper_value")):
                 xy = (row["paper_value"], pos) if orient == "h" else (pos, row["paper_value"])
                 ax.plot(*xy, **PAPER_MARKER)

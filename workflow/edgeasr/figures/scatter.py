@@ -31,6 +31,22 @@ from .plotting import (
 from .study import not_run_notes, ran_pairs, study_models
 
 
+def _label_paper_points(ax, pts, taken, obstacles=()) -> None:
+    """The study's own points, labelled in grey italics around the labels already placed."""
+    place_labels(
+        ax,
+        pts["x"],
+        pts["wer_pct"],
+        list(pts["paper_model"]),
+        fontsize=6.5,
+        color="#555555",
+        style="italic",
+        taken=taken,
+        radii=[4.0] * len(pts),
+        obstacles=obstacles,
+    )
+
+
 def plot_fig8(
     cells, paper, show_paper=True, fig8_precision="auto", energy_metric="energy_j", memory_metric="peak_rss_mb", **_
 ):
@@ -170,18 +186,7 @@ def plot_fig8(
     if len(ok):  # labels last: limits and layout are final
         taken = place_labels(ax, ok["x"], ok["wer_pct"], texts, radii=radii, obstacles=obstacles)
     if len(pts):
-        place_labels(
-            ax,
-            pts["x"],
-            pts["wer_pct"],
-            list(pts["paper_model"]),
-            fontsize=6.5,
-            color="#555555",
-            style="italic",
-            taken=taken,
-            radii=[4.0] * len(pts),
-            obstacles=[] if len(ok) else obstacles,
-        )
+        _label_paper_points(ax, pts, taken, obstacles=[] if len(ok) else obstacles)
     if len(aside):
         stack_labels(axes[0][1], 0.12, list(aside["wer_pct"]), list(aside["paper_model"]))
     legend_right(fig, handles, labelspacing=1.4)
@@ -302,17 +307,7 @@ def plot_pareto(
             radii=[4.5] * len(front),
             obstacles=obstacles,
         )
-        place_labels(
-            ax,
-            ppts["x"],
-            ppts["wer_pct"],
-            list(ppts["paper_model"]),
-            fontsize=6.5,
-            color="#555555",
-            style="italic",
-            taken=taken,
-            radii=[4.0] * len(ppts),
-        )
+        _label_paper_points(ax, ppts, taken)
     for k in range(len(panels), nrows * ncols):
         axes[k // ncols][k % ncols].set_visible(False)
     legend_right(fig, handles, labelspacing=1.0)
