@@ -2,32 +2,38 @@
 
     python benchmarks/gq_table.py ../edgeasr-gq-study
 
-Reads results/cells/<model>/transformers/<precision>/<condition>/{cell,score}.json and prints, per
+Reads results/tables/cells.csv (the workflow's aggregate; with --keep-going also after a partial run) and prints, per
 model: WER (clean / the study's uniform-noise set), packed bytes at rest, ratio vs fp32 and int8 for
 the quantized layers, and the lowest gq / uniform bit width whose clean WER stays within 0.5 points of fp32.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
 
 
 def main(run_dir: str) -> int:
+    import pandas as pd
+
+    table = Path(run_dir, "results", "tables", "cells.csv")
+    if not table.exists():
+        raise SystemExit(f"{table} does not exist: run the workflow (snakemake results/tables/cells.csv) first")
+    df = pd.read_csv(table)
+    df = df[(df["engine"] == "transformers") & (df["status"] == "ok")]
     rows = {}
-    for cj in Path(run_dir, "results", "cells").glob("*/transformers/*/*/cell.json"):
-        sj = cj.with_name("score.json")
-        if not sj.exists():
-            continue
-        c, s = json.loads(cj.read_text()), json.loads(sj.read_text())
+    for c in df.to_dict("records"):
         r = rows.setdefault((c["model"], c["precision"]), {})
-        r[c["condition"]] = s.get("wer_pct")
-        r["packed"] = c.get("packed_bytes_packed_at_rest")
-        r["ratio_fp32"] = c.get("packed_ratio_vs_fp32")
-        r["ratio_int8"] = c.get("packed_ratio_vs_int8")
-        r["param_bytes"] = c.get("param_bytes")
+        r[c["condition"]] = c.get("wer_pct")
+        for key, col in (
+            ("packed", "packed_bytes_packed_at_rest"),
+            ("ratio_fp32", "packed_ratio_vs_fp32"),
+            ("ratio_int8", "packed_ratio_vs_int8"),
+            ("param_bytes", "param_bytes"),
+        ):
+            v = c.get(col)
+            r[key] = None if v is None or pd.isna(v) else v
 
     def order(p):
         m = re.match(r"(gq|uniform)(\d+)$", p)

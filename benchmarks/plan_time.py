@@ -5,6 +5,11 @@ cost. Models are copies of the default config's two Whisper models under other n
 downloaded or run); cells = models x 2 engines x 3 precisions x conditions (white noise at many SNRs).
 
     python benchmarks/plan_time.py [--sizes 100 1000 10000] [--repeats 3] [--out docs/plan_time.json]
+
+It also plans Snakemake's floor for the largest size: a generated one-rule workflow with as many jobs as
+that matrix schedules, each job one `shell:` with no input, params or log, writing 1 file or 4 files (a
+cell writes 4: transcripts, cell record, power log, window markers). No workflow can plan faster than this
+on the same machine and Snakemake.
 """
 
 from __future__ import annotations
@@ -75,6 +80,31 @@ def plan_once(cfg: dict) -> tuple[float, int]:
         return dt, int(m.group(1)) if m else -1
 
 
+FLOOR_SNAKEFILE = """
+rule all:
+    input: expand("out/{{i}}/f0", i=range({jobs}))
+rule job:
+    output: {outputs}
+    shell: "touch {{output}}"
+"""
+
+
+def plan_floor(jobs: int, outputs: int) -> float:
+    """`snakemake -n` of a one-rule workflow with ``jobs`` jobs of ``outputs`` files each (seconds)."""
+    with tempfile.TemporaryDirectory() as d:
+        sf = Path(d) / "Snakefile"
+        sf.write_text(FLOOR_SNAKEFILE.format(jobs=jobs, outputs=", ".join(f'"out/{{i}}/f{k}"' for k in range(outputs))))
+        t0 = time.perf_counter()
+        p = subprocess.run(
+            ["snakemake", "-n", "--quiet", "rules", "--cores", "1", "--snakefile", str(sf), "--directory", d],
+            capture_output=True,
+            text=True,
+        )
+        if p.returncode != 0:
+            raise SystemExit(p.stdout[-2000:] + p.stderr[-3000:])
+        return time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
@@ -98,10 +128,20 @@ def main() -> None:
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
+    floor = []
+    if rows:
+        jobs = rows[-1]["jobs"]
+        for outputs in (1, 4):
+            times = [plan_floor(jobs, outputs) for _ in range(args.repeats)]
+            floor.append(
+                {"jobs": jobs, "outputs_per_job": outputs, "plan_s_median": round(statistics.median(times), 2)}
+            )
+            print(json.dumps(floor[-1]), flush=True)
     import snakemake
 
     out = {
         "rows": rows,
+        "snakemake_floor": floor,
         "machine": {
             "cpu": _cpu(),
             "cores": _cores(),

@@ -76,8 +76,8 @@ def test_every_cell_ran_as_a_slurm_job(slurm_and_local):
     assert on_slurm["slurm_node"].notna().all() and (on_slurm["slurm_node"] == on_slurm["host"]).all()
     for i in ids.astype(int):
         assert f"submitted with SLURM jobid {i}" in log
-    # a cell's follow-up jobs (scoring, power-log parsing) ran inside its Slurm job
-    assert "group_cell_infer_parse_power_score_cell" in log
+    # one Slurm job per cell: its scores and energy are derived by aggregate, not by follow-up jobs
+    assert "rule_score_cell" not in log and "rule_parse_power" not in log
 
 
 def test_measurement_jobs_hold_their_node_exclusively(slurm_and_local):

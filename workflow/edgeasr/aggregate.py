@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pandas as pd
 
 from .config import Cell
+from .energy.errors import EnergyError
 from .energy.summarize import KEYS as ENERGY_KEYS
+from .energy.summarize import summarize
+from .scoring import score
 
 # what a cell's run measured (timing and memory), numbers all; the figures read them as numbers too
 RUN_COLUMNS = (
@@ -111,21 +114,73 @@ def _read_json(p) -> dict:
     return json.loads(Path(p).read_text())
 
 
+@dataclass(frozen=True)
+class CellFiles:
+    """One cell's raw outputs, as its inference job wrote them (results/cells/<cell>/...)."""
+
+    cell: str  # cell.json: what the job measured (timing, memory, provenance)
+    transcripts: str  # transcripts.csv: reference and hypothesis per utterance
+    power_log: str  # power.log: the meter's raw samples
+    markers: str  # power_markers.jsonl: the measurement windows
+
+
+def derive_cell(files: CellFiles, scoring: dict, energy: dict) -> tuple[dict, pd.DataFrame]:
+    """A cell's row and its utterance table, derived from its raw outputs alone.
+
+    Scores come from the transcripts (``edgeasr.scoring.score`` with ``scoring``: ``samples``, ``seed``,
+    ``confidence``), energy from the power log and its window markers (``edgeasr.energy.summarize`` with
+    ``energy``: ``rails``, ``interval_ms``). A failed cell keeps its gap: no scores, no energy.
+    """
+    row = _read_json(files.cell)
+    utts = pd.read_csv(files.transcripts, dtype={"utt_id": str}, keep_default_na=False)
+    if row["status"] != "ok":
+        row["energy_backend"] = row.get("energy_backend", "none")
+        return row, utts.iloc[0:0]
+    metrics, scored = score(utts, samples=scoring["samples"], seed=scoring["seed"], confidence=scoring["confidence"])
+    reps = int(row.get("repeats") or 1)
+    try:
+        cols = summarize(
+            row["energy_backend"],
+            files.power_log,
+            files.markers,
+            audio_s=row["audio_s"] * reps,
+            n_utterances=row["n_utterances"] * reps,
+            rails=energy.get("rails"),
+            interval_ms=energy.get("interval_ms"),
+        )
+    except EnergyError as e:
+        raise EnergyError(f"cell {files.cell}: its power log cannot be summarized: {e}") from None
+    return {**row, **metrics, **cols}, scored
+
+
+def _derive_all(cells: list[CellFiles], scoring: dict, energy: dict, workers: int):
+    if workers <= 1 or len(cells) < 2 * workers:
+        return [derive_cell(c, scoring, energy) for c in cells]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:  # order kept: map returns results in input order
+        return list(pool.map(derive_cell, cells, [scoring] * len(cells), [energy] * len(cells), chunksize=16))
+
+
 def build_tables(
-    cell_files,
-    score_files,
-    energy_files,
-    utterance_files,
+    cells: list[CellFiles],
     unsupported: list[dict],
     conditions: dict,
     models: dict,
     config_hash: str,
+    scoring: dict,
+    energy: dict,
+    workers: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cells table (one row per cell, unsupported cells included) and the utterances table.
+
+    Every cell's scores and energy are derived here from its raw outputs (:func:`derive_cell`), on
+    ``workers`` processes: a change of the scoring or energy settings re-derives the tables and never
+    reruns a measurement.
+    """
     rows, utt_frames = [], []
-    for cf, sf, ef, uf in zip(cell_files, score_files, energy_files, utterance_files):
-        row = {**_read_json(cf), **_read_json(sf), **_read_json(ef)}
+    for row, u in _derive_all(list(cells), scoring, energy, workers):
         rows.append(row)
-        u = pd.read_csv(uf, dtype={"utt_id": str}, keep_default_na=False)
         if len(u):
             for k in KEYS:
                 u.insert(KEYS.index(k), k, row[k])

@@ -167,7 +167,7 @@ def cell_inputs(wc):
 
 
 def cell_files(name):
-    return [cell_file(name).format(**asdict(c)) for c, _ in RUN_CELLS]
+    return [f"results/cells/{c.model}/{c.engine}/{c.precision}/{c.condition}/{name}" for c, _ in RUN_CELLS]
 
 
 ALL_TARGETS = [

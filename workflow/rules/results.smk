@@ -1,58 +1,31 @@
-# Scoring, power-log parsing and the results tables.
-
-
-rule score_cell:
-    input:
-        transcripts=cell_file("transcripts.csv"),
-        cell=cell_file("cell.json"),
-    output:
-        scores=cell_file("score.json"),
-        utterances=cell_file("utterances.csv"),
-    log:
-        cell_log("score.log"),
-    conda:
-        "../../envs/edgeasr.yaml"
-    params:
-        bootstrap_samples=config["scoring"]["bootstrap_samples"],
-        seed=config["scoring"]["bootstrap_seed"],
-        confidence=config["scoring"]["confidence"],
-    script:
-        "../scripts/score_cell.py"
-
-
-rule parse_power:
-    input:
-        power_log=cell_file("power.log"),
-        markers=cell_file("power_markers.jsonl"),
-        cell=cell_file("cell.json"),
-    output:
-        cell_file("energy.json"),
-    log:
-        cell_log("parse_power.log"),
-    conda:
-        "../../envs/edgeasr.yaml"
-    params:
-        rails=config["energy"]["rails"],
-        interval_ms=config["energy"]["interval_ms"],
-    script:
-        "../scripts/parse_power.py"
+# The results tables. Each cell's scores (from its transcripts) and energy (from its power log) are
+# derived here from the cell's raw outputs: the measurement job only measures, and a change of the
+# scoring or energy settings re-derives the tables without rerunning any measurement. One job per cell
+# keeps planning cheap (docs/benchmarks.md: Snakemake's own cost is about 1 ms per job).
 
 
 rule aggregate:
     input:
         cells=cell_files("cell.json"),
-        scores=cell_files("score.json"),
-        energy=cell_files("energy.json"),
-        utterances=cell_files("utterances.csv"),
+        transcripts=cell_files("transcripts.csv"),
+        power_logs=cell_files("power.log"),
+        markers=cell_files("power_markers.jsonl"),
         noise=expand("resources/audio/{condition}/noise.csv", condition=CONDITIONS),
     output:
         cells=report("results/tables/cells.csv", category="Tables", caption="../report/cells_table.rst"),
         utterances=report("results/tables/utterances.csv", category="Tables", caption="../report/utterances_table.rst"),
     log:
         "results/logs/aggregate.log",
+    threads: 8  # capped at --cores on one machine; processes that derive the cells
     conda:
         "../../envs/edgeasr.yaml"
     params:
+        scoring={
+            "samples": config["scoring"]["bootstrap_samples"],
+            "seed": config["scoring"]["bootstrap_seed"],
+            "confidence": config["scoring"]["confidence"],
+        },
+        energy={"rails": config["energy"]["rails"], "interval_ms": config["energy"]["interval_ms"]},
         unsupported=[
             {**c.__dict__, "status": "unsupported", "status_reason": p.reason, "device": DEVICE}
             for c, p in UNSUPPORTED_CELLS
