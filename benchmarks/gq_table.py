@@ -1,77 +1,141 @@
-"""Markdown table of the sub-8-bit study from a workflow run's cell folders (also a partial run).
+"""The sub-8-bit study's table, from a workflow run's results/tables/cells.csv (also after a partial run).
 
-    python benchmarks/gq_table.py ../edgeasr-gq-study
+    python benchmarks/gq_table.py ../edgeasr-gq-study [--csv docs/gq_study.csv]
 
-Reads results/tables/cells.csv (the workflow's aggregate; with --keep-going also after a partial run) and prints, per
-model: WER (clean / the study's uniform-noise set), packed bytes at rest, ratio vs fp32 and int8 for
-the quantized layers, and the lowest gq / uniform bit width whose clean WER stays within 0.5 points of fp32.
+Prints, per model, a Markdown table (WER clean / the study's uniform-noise set, packed bytes at rest, ratio
+vs fp32 and int8 for the quantized layers) and the lowest bit width within 0.5 WER points of fp32 on clean
+audio per method and training mode. With --csv it writes the machine-readable table: one row per (model,
+method, training mode, bits or allocation, condition) with WER and its interval, CER, bytes at rest, peak
+RSS, RTFx and the decompression mode each row used.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
 
+import pandas as pd
 
-def main(run_dir: str) -> int:
-    import pandas as pd
+CSV_COLUMNS = [
+    "model",
+    "precision",
+    "method",
+    "training_mode",
+    "bits",
+    "condition",
+    "wer_pct",
+    "wer_ci_low_pct",
+    "wer_ci_high_pct",
+    "cer_pct",
+    "bytes_at_rest",
+    "quantized_layers_vs_fp32",
+    "quantized_layers_vs_int8",
+    "peak_rss_mb",
+    "rtfx",
+    "decompression",
+    "engine",
+    "device_name",
+    "n_utterances",
+    "edgeasr_version",
+    "git_commit",
+]
 
+
+def _num(v):
+    return None if v is None or (isinstance(v, float) and pd.isna(v)) else v
+
+
+def study_rows(run_dir) -> pd.DataFrame:
     table = Path(run_dir, "results", "tables", "cells.csv")
     if not table.exists():
         raise SystemExit(f"{table} does not exist: run the workflow (snakemake results/tables/cells.csv) first")
     df = pd.read_csv(table)
     df = df[(df["engine"] == "transformers") & (df["status"] == "ok")]
-    rows = {}
+    rows = []
     for c in df.to_dict("records"):
-        r = rows.setdefault((c["model"], c["precision"]), {})
-        r[c["condition"]] = c.get("wer_pct")
-        for key, col in (
-            ("packed", "packed_bytes_packed_at_rest"),
-            ("ratio_fp32", "packed_ratio_vs_fp32"),
-            ("ratio_int8", "packed_ratio_vs_int8"),
-            ("param_bytes", "param_bytes"),
-        ):
-            v = c.get(col)
-            r[key] = None if v is None or pd.isna(v) else v
-
-    def order(p):
-        m = re.match(r"(gq|uniform)(\d+)$", p)
-        return (0, 0, p) if p in ("fp32", "int8") else (1 if m and m[1] == "gq" else 2, -int(m[2]) if m else 0, p)
-
-    for model in sorted({m for m, _ in rows}):
-        print(f"\n### {model}\n")
-        print(
-            "| precision | WER clean (%) | WER study's noisy set (%) | packed checkpoint (MB) "
-            "| quantized layers vs fp32 | vs int8 |"
+        packed = _num(c.get("packed_bytes_on_disk"))
+        method = c.get("packed_method") if packed else c["precision"]
+        rows.append(
+            {
+                "model": c["model"],
+                "precision": c["precision"],
+                "method": method,
+                "training_mode": (c.get("packed_mode") or "data_free") if packed else "none",
+                "bits": int(c["weight_bits"]) if _num(c.get("weight_bits")) else c["precision"],
+                "condition": c["condition"],
+                "wer_pct": c["wer_pct"],
+                "wer_ci_low_pct": c["wer_ci_low_pct"],
+                "wer_ci_high_pct": c["wer_ci_high_pct"],
+                "cer_pct": c["cer_pct"],
+                "bytes_at_rest": packed if packed else _num(c.get("disk_bytes")),
+                "quantized_layers_vs_fp32": _num(c.get("packed_ratio_vs_fp32")),
+                "quantized_layers_vs_int8": _num(c.get("packed_ratio_vs_int8")),
+                "peak_rss_mb": c["peak_rss_mb"],
+                "rtfx": c["rtfx"],
+                "decompression": (c.get("packed_decompression") or "dequant-at-load") if packed else "none",
+                "engine": c["engine"],
+                "device_name": c.get("device_name"),
+                "n_utterances": c["n_utterances"],
+                "edgeasr_version": c.get("edgeasr_version"),
+                "git_commit": c.get("git_commit"),
+            }
         )
-        print("|---|---|---|---|---|---|")
-        precs = sorted((p for m, p in rows if m == model), key=order)
-        for p in precs:
-            r = rows[(model, p)]
-            f = lambda v, d=2: "" if v is None else f"{v:.{d}f}"  # noqa: E731
-            print(
-                f"| {p} | {f(r.get('clean'))} | {f(r.get('paper-uniform'))} | "
-                f"{'' if not r.get('packed') else f(r['packed'] / 1e6, 1)} | "
-                f"{'' if not r.get('ratio_fp32') else f(r['ratio_fp32'], 1) + 'x'} | "
-                f"{'' if not r.get('ratio_int8') else f(r['ratio_int8'], 1) + 'x'} |"
+    return pd.DataFrame(rows, columns=CSV_COLUMNS)
+
+
+def _order(p: str):
+    m = re.match(r"(gq|uniform)(\d+)(.*)$", p)
+    if p in ("fp32", "int8") or not m:
+        return (0 if p in ("fp32", "int8") else 3, 0, p)
+    return (1 if m[1] == "gq" else 2, -int(m[2]), m[3])
+
+
+def markdown(rows: pd.DataFrame) -> str:
+    out = []
+    f = lambda v, d=2: "" if _num(v) is None else f"{v:.{d}f}"  # noqa: E731
+    for model, g in rows.groupby("model", sort=True):
+        out += [
+            f"\n### {model}\n",
+            "| precision | training | WER clean (%) | WER study's noisy set (%) | at rest (MB) "
+            "| quantized layers vs fp32 | vs int8 |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        by = {(r.precision, r.condition): r for r in g.itertuples()}
+        for p in sorted(g["precision"].unique(), key=_order):
+            r = next(r for (pp, _), r in by.items() if pp == p)
+            clean, noisy = by.get((p, "clean")), by.get((p, "paper-uniform"))
+            out.append(
+                f"| {p} | {r.training_mode} | {f(clean.wer_pct) if clean else ''} | "
+                f"{f(noisy.wer_pct) if noisy else ''} | {f((r.bytes_at_rest or 0) / 1e6, 1)} | "
+                f"{f(r.quantized_layers_vs_fp32, 1)} | {f(r.quantized_layers_vs_int8, 1)} |"
             )
-        base = rows.get((model, "fp32"), {}).get("clean")
-        for method in ("gq", "uniform"):
-            ok = [
-                int(p[len(method) :])
-                for p in precs
-                if re.fullmatch(method + r"\d+", p)
-                and rows[(model, p)].get("clean") is not None
-                and base is not None
-                and rows[(model, p)]["clean"] <= base + 0.5
-            ]
-            print(
-                f"\nLowest {method} bit width within 0.5 points of fp32 on clean audio: "
-                f"{min(ok) if ok else 'none measured'}"
+        base = by.get(("fp32", "clean"))
+        for (method, mode), gg in g[g["training_mode"] != "none"].groupby(["method", "training_mode"]):
+            ok = sorted(
+                int(r.bits)
+                for r in gg[gg["condition"] == "clean"].itertuples()
+                if isinstance(r.bits, int) and base is not None and r.wer_pct <= base.wer_pct + 0.5
             )
+            out.append(
+                f"\nLowest {method} ({mode}) bit width within 0.5 points of fp32 on clean audio: "
+                f"{ok[0] if ok else 'none measured'}"
+            )
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run_dir", nargs="?", default=".")
+    ap.add_argument("--csv", help="also write the machine-readable table here")
+    args = ap.parse_args(argv)
+    rows = study_rows(args.run_dir)
+    print(markdown(rows))
+    if args.csv:
+        rows.to_csv(args.csv, index=False)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1] if len(sys.argv) > 1 else "."))
+    sys.exit(main())

@@ -60,6 +60,28 @@ def test_default_config_is_valid_and_gets_defaults(default_config):
             lambda c: c["models"]["whisper-base"].update(format="onnx"),
             "models.whisper-base.format: 'onnx' is not allowed",
         ),
+        (
+            lambda c: c.update(
+                quantizers={"q4": {"method": "gq", "bits": 4, "mode": "qat", "training": {"speech": "x"}}}
+            ),
+            "quantizers.q4.training.speech: 'x' is not a training_speech entry (none defined)",
+        ),
+        (
+            lambda c: c.update(
+                training_speech={"s": {"text": "edgeasr:python-docs-sentences.txt", "noise": [{"kind": "red"}]}}
+            ),
+            "training_speech.s.noise: noise.conditions[0].kind: unknown noise kind 'red'",
+        ),
+        (
+            lambda c: c.update(
+                training_speech={"s": {"text": "edgeasr:python-docs-sentences.txt", "rates_wpm": [190, 130]}}
+            ),
+            "training_speech.s.rates_wpm: [190, 130] is not [low, high]",
+        ),
+        (
+            lambda c: c.update(training_speech={"s": {"text": "no/such/text.txt"}}),
+            "training_speech.s.text: file no/such/text.txt does not exist",
+        ),
     ],
 )
 def test_bad_config_messages(default_config, mutate, expected):

@@ -878,3 +878,23 @@ def test_wer_vs_condition_order_gaps_and_render(tmp_path):
     cells.to_csv(path, index=False)
     run("wer_vs_condition", path, [tmp_path / "w.png", tmp_path / "w.svg"])
     assert (tmp_path / "w.png").stat().st_size > 5000 and (tmp_path / "w.svg").read_text().startswith("<?xml")
+
+
+def test_wer_vs_bits_draws_the_sub_8_bit_cells_only(gpu_cells, cpu_cells):
+    """SYNTHETIC cells: the gq4 rows are the figure's points; fp32/int8 are reference lines, not points."""
+    d = F.bits_data(gpu_cells)
+    gq = gpu_cells[(gpu_cells["precision"] == "gq4") & (gpu_cells["status"] == "ok")]
+    assert len(d) == len(gq) > 0
+    assert set(d["precision"]) == {"gq4"} and set(d["bits"]) == {4.0} and set(d["mode"]) == {"data_free"}
+    row = d.set_index(["model", "engine", "condition"]).sort_index().iloc[0]
+    cell = gq.set_index(["model", "engine", "condition"]).sort_index().iloc[0]
+    assert row["wer_pct"] == cell["wer_pct"]
+    # a QAT cell is told apart by its packed_mode, a mixed allocation sits at its mean bits
+    mixed = gq.iloc[[0]].assign(precision="gq-mixed", weight_bits=float("nan"), packed_mean_bits=4.75)
+    mixed = mixed.assign(packed_mode="qat")
+    d2 = F.bits_data(pd.concat([gpu_cells, mixed], ignore_index=True))
+    extra = d2[d2["precision"] == "gq-mixed"].iloc[0]
+    assert extra["bits"] == 4.75 and extra["mode"] == "qat"
+    assert F.bits_data(cpu_cells).empty  # no quantizer cell: the figure says so instead of drawing
+    fig = F.plot_wer_vs_bits(cpu_cells)
+    assert any("no sub-8-bit cell ran" in t.get_text() for ax in fig.axes for t in ax.texts)

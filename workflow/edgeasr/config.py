@@ -253,6 +253,15 @@ def _check_semantics(config: dict) -> None:
     except NoiseError as e:
         raise ConfigError(f"invalid config:\n  - {e}") from None
     names = [c.name for c in conds]
+    for ts_name, ts in (config.get("training_speech") or {}).items():
+        try:
+            expand_conditions(ts.get("noise") or [{"kind": "clean"}])
+        except NoiseError as e:
+            problems.append(f"training_speech.{ts_name}.noise: {e}")
+        lo_hi = [("rates_wpm", ts.get("rates_wpm")), ("pitches", ts.get("pitches"))]
+        for key, v in lo_hi:
+            if v and v[0] > v[1]:
+                problems.append(f"training_speech.{ts_name}.{key}: {v} is not [low, high]")
     m = config["matrix"]
     for i, name in enumerate(m["models"]):
         if name not in config["models"]:
@@ -317,6 +326,11 @@ def check_paths(config: dict) -> list[str]:
     for i, e in enumerate(config["noise"]["conditions"]):
         if e.get("kind") == "background" and e.get("folder") and not Path(e["folder"]).expanduser().is_dir():
             out.append(f"noise.conditions[{i}].folder: folder {e['folder']} does not exist (from {Path.cwd()})")
+    for name, ts in (config.get("training_speech") or {}).items():
+        from .training_speech import text_path
+
+        if not text_path(ts["text"]).is_file():
+            out.append(f"training_speech.{name}.text: file {ts['text']} does not exist (from {Path.cwd()})")
     for name, q in (config.get("quantizers") or {}).items():
         tr = q.get("training") or {}
         if (
@@ -340,11 +354,20 @@ def _check_training_splits(config: dict) -> list[str]:
     for name, q in (config.get("quantizers") or {}).items():
         if q.get("mode") != "qat":
             continue
-        tr = q.get("training")
-        if not tr or not tr.get("extracted_dir"):
+        tr = q.get("training") or {}
+        if tr.get("speech") is not None:
+            if tr["speech"] not in (config.get("training_speech") or {}):
+                known = ", ".join(config.get("training_speech") or {}) or "none defined"
+                out.append(
+                    f"quantizers.{name}.training.speech: {tr['speech']!r} is not a training_speech entry ({known})"
+                )
+            if tr.get("extracted_dir"):
+                out.append(f"quantizers.{name}.training: give speech or extracted_dir, not both")
+            continue
+        if not tr.get("extracted_dir"):
             out.append(
-                f"quantizers.{name}.training.extracted_dir: mode 'qat' needs a training split "
-                "(a LibriSpeech folder that does not hold the test utterances)"
+                f"quantizers.{name}.training: mode 'qat' needs training data: speech (a training_speech entry, "
+                "synthesized and distilled) or extracted_dir (a LibriSpeech folder without the test utterances)"
             )
             continue
         spk, chap = _ids(tr.get("speakers", "all")), _ids(tr.get("chapters", "all"))

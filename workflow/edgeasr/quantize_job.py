@@ -6,7 +6,7 @@ import logging
 import time
 from pathlib import Path
 
-from .atomic import atomic_path, write_json
+from .atomic import atomic_path, write_csv, write_json
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +30,6 @@ def spec_from_config(q: dict):
     if q.get("steps") is not None:
         kw["steps"] = int(q["steps"])
     return QuantSpec(**kw)
-
-
-def _load_whisper(model_dir, threads: int):
-    import torch
-    from transformers import WhisperForConditionalGeneration, WhisperProcessor
-
-    torch.set_num_threads(threads)
-    model = WhisperForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
-    return model, WhisperProcessor.from_pretrained(model_dir)
 
 
 def training_batches(q: dict, processor, test_manifest, batch_size: int = 4):
@@ -73,37 +64,90 @@ def training_batches(q: dict, processor, test_manifest, batch_size: int = 4):
 
 
 def quantize_checkpoint(
-    model_dir, packed_path, report_path, q: dict, *, family: str = "whisper", test_manifest=None, threads: int = 1
+    model_dir,
+    packed_path,
+    report_path,
+    q: dict,
+    *,
+    family: str = "whisper",
+    test_manifest=None,
+    threads: int = 1,
+    curve_path=None,
+    training_manifest=None,
+    teacher_targets=None,
 ) -> dict:
+    """Quantize one checkpoint: data-free, or quantization-aware training (``mode: qat``).
+
+    QAT trains on ``training_manifest`` (synthesized speech) against ``teacher_targets`` (the fp32 model's
+    decoding of it: distillation), or, with ``training.extracted_dir``, on a labelled LibriSpeech split.
+    The loss curve (step, temperature, loss) goes to ``curve_path``.
+    """
+    import torch
+
+    from .distill import distillation_batches, distillation_loss, load_whisper
     from .gq import packed_size_report, qat_finetune, quantize_model, save_packed
 
     if family != "whisper":
         raise QuantizeError(f"quantizers are wired for the whisper family here, not {family!r}")
     spec = spec_from_config(q)
-    model, processor = _load_whisper(model_dir, threads)
+    model, processor = load_whisper(model_dir, threads)
+    curve: list[dict] = []
     t0 = time.perf_counter()
-    if q.get("mode", "data_free") == "qat":
-        batches = training_batches(q, processor, test_manifest)
+    mode = q.get("mode", "data_free")
+    if mode == "qat":
         tr = q.get("training") or {}
+        seed = int(tr.get("seed", 0))
+        torch.manual_seed(seed)
+        if tr.get("speech"):
+            batches = distillation_batches(
+                training_manifest,
+                teacher_targets,
+                processor,
+                batch_size=int(tr.get("batch_size", 4)),
+                seed=seed,
+                pad_id=int(model.generation_config.eos_token_id),
+            )
+            loss_fn = distillation_loss
+        else:
+            batches = training_batches(q, processor, test_manifest)
 
-        def loss_fn(m, batch):
-            feats, labels = batch
-            return m(input_features=feats, labels=labels).loss
+            def loss_fn(m, batch):
+                feats, labels = batch
+                return m(input_features=feats, labels=labels).loss
+
+        def record(step, tau, loss):
+            curve.append({"step": step + 1, "tau": tau, "loss": loss, "elapsed_s": time.perf_counter() - t0})
+            if step % 10 == 0:
+                log.info("qat step %d: loss %.4f (tau %.3g)", step + 1, loss, tau)
 
         packed = qat_finetune(
-            model, loss_fn, batches, spec, epochs=int(tr.get("epochs", 1)), lr=float(tr.get("lr", 1e-4))
+            model,
+            loss_fn,
+            batches,
+            spec,
+            epochs=int(tr.get("epochs", 1)),
+            steps=tr.get("steps"),
+            lr=float(tr.get("lr", 1e-4)),
+            centroid_lr=tr.get("centroid_lr"),
+            callback=record,
         )
     else:
         packed = quantize_model(model, spec)
     fit_s = time.perf_counter() - t0
     with atomic_path(packed_path) as tmp:
         save_packed(packed, tmp)
+    if curve_path is not None:
+        import pandas as pd
+
+        write_csv(curve_path, pd.DataFrame(curve, columns=["step", "tau", "loss", "elapsed_s"]))
     report = {
         **packed_size_report(model, packed),
         "fit_s": fit_s,
         "method": q["method"],
-        "mode": q.get("mode", "data_free"),
+        "mode": mode,
         "bits": q["bits"],
+        "training": q.get("training") if mode == "qat" else None,
+        "final_loss": curve[-1]["loss"] if curve else None,
         "bytes_on_disk": Path(packed_path).stat().st_size,
     }
     write_json(report_path, report)

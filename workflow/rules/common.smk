@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 import edgeasr.config as ecfg
 from edgeasr.energy import EnergyError, available_rails, resolve_backend
 from edgeasr.noise import expand_conditions
+from edgeasr.training_speech import text_path
 from edgeasr.precision import Plan, plan as precision_plan, resolve_device
 
 try:
@@ -163,6 +164,20 @@ def cell_inputs(wc):
     if wc.precision in QUANTIZERS:
         inp["packed"] = f"resources/models/{wc.model}/quantized/{wc.precision}.gq"
         inp["packed_report"] = f"resources/models/{wc.model}/quantized/{wc.precision}.json"
+    return inp
+
+
+def training_text(speech):
+    return text_path(config["training_speech"][speech]["text"])
+
+
+def quantize_inputs(wc):
+    """The checkpoint, the test manifest (kept out of training) and, for distillation, the speech and targets."""
+    inp = {"model": model_dir(wc.model, "transformers"), "manifest": "resources/dataset/manifest.csv"}
+    speech = (QUANTIZERS[wc.precision].get("training") or {}).get("speech")
+    if QUANTIZERS[wc.precision].get("mode") == "qat" and speech:
+        inp["training_manifest"] = f"resources/training/{speech}/manifest.csv"
+        inp["teacher_targets"] = f"resources/training/{speech}/teacher-{wc.model}.csv"
     return inp
 
 

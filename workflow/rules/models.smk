@@ -44,13 +44,51 @@ rule convert_transformers_to_ct2:
         "../scripts/convert_model.py"
 
 
-rule quantize_model:
+# Training speech for quantization-aware training: English text spoken by espeak-ng (never the test text).
+rule synthesize_training_speech:
+    input:
+        text=lambda wc: str(training_text(wc.speech)),
+        test_manifest="resources/dataset/manifest.csv",
+    output:
+        manifest="resources/training/{speech}/manifest.csv",
+        audio=directory("resources/training/{speech}/audio"),
+        report="resources/training/{speech}/report.json",
+    log:
+        "results/logs/training/{speech}/synthesize.log",
+    conda:
+        "../../envs/edgeasr.yaml"
+    params:
+        settings=lambda wc: config["training_speech"][wc.speech],
+    script:
+        "../scripts/synthesize_training_speech.py"
+
+
+# The fp32 model's decoding of the training speech: the distillation targets.
+rule teacher_targets:
     input:
         model=lambda wc: model_dir(wc.model, "transformers"),
-        manifest="resources/dataset/manifest.csv",
+        manifest="resources/training/{speech}/manifest.csv",
+        audio="resources/training/{speech}/audio",
+    output:
+        "resources/training/{speech}/teacher-{model}.csv",
+    log:
+        "results/logs/training/{speech}/teacher-{model}.log",
+    benchmark:
+        "results/benchmarks/training/{speech}/teacher-{model}.tsv"
+    conda:
+        "../../envs/edgeasr.yaml"
+    threads: config["inference"]["threads"]
+    script:
+        "../scripts/teacher_targets.py"
+
+
+rule quantize_model:
+    input:
+        unpack(quantize_inputs),
     output:
         packed="resources/models/{model}/quantized/{precision}.gq",
         report="resources/models/{model}/quantized/{precision}.json",
+        curve="resources/models/{model}/quantized/{precision}.loss.csv",
     log:
         "results/logs/models/{model}/quantize-{precision}.log",
     benchmark:

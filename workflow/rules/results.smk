@@ -16,9 +16,9 @@ rule aggregate:
         utterances=report("results/tables/utterances.csv", category="Tables", caption="../report/utterances_table.rst"),
     log:
         "results/logs/aggregate.log",
-    threads: 8  # capped at --cores on one machine; processes that derive the cells
     conda:
         "../../envs/edgeasr.yaml"
+    threads: 8  # capped at --cores on one machine; processes that derive the cells
     params:
         scoring={
             "samples": config["scoring"]["bootstrap_samples"],

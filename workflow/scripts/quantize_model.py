@@ -11,5 +11,8 @@ with job_log(sm.log[0]) as log:
         family=sm.params.family,
         test_manifest=sm.input.manifest,
         threads=sm.threads,
+        curve_path=sm.output.curve,
+        training_manifest=sm.input.get("training_manifest"),
+        teacher_targets=sm.input.get("teacher_targets"),
     )
     log.write(f"{sm.wildcards.model} {sm.wildcards.precision}: {report}\n")

