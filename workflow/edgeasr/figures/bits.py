@@ -97,8 +97,9 @@ def plot_wer_vs_bits(cells, paper=None, **_):
                 continue
             lo = (pts["wer_pct"] - pd.to_numeric(pts["lo"], errors="coerce")).clip(lower=0).fillna(0)
             hi = (pd.to_numeric(pts["hi"], errors="coerce") - pts["wer_pct"]).clip(lower=0).fillna(0)
+            dodge = (i - (len(series) - 1) / 2) * 0.06  # overlapping series stay apart at equal bits
             ax.errorbar(
-                pts["bits"],
+                pts["bits"] + dodge,
                 pts["wer_pct"],
                 yerr=[lo, hi],
                 color=pal[i % len(pal)],
@@ -115,9 +116,11 @@ def plot_wer_vs_bits(cells, paper=None, **_):
         for r in ref.itertuples():
             ax.axhline(r.wer_pct, color="#777777", linewidth=0.9, linestyle="-" if r.precision == "fp32" else ":")
         log_if_wide(ax, list(d["wer_pct"]) + list(ref["wer_pct"]), axis="y")
+        ticks = sorted(set(data["bits"]))
+        ax.set_xticks(ticks, [f"{b:g}" for b in ticks])
+        ax.set_xlim(max(ticks) + 0.6, min(ticks) - 0.6)  # fewer bits to the right
         ax.set(xlabel="bits per quantized weight", ylabel="WER (%)", title=cond)
         ax.title.set_fontsize(9)
-        ax.invert_xaxis()
     for k in range(len(conds), nrows * ncols):
         if conds:
             axes[k // ncols][k % ncols].set_visible(False)

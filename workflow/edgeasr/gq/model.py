@@ -229,6 +229,10 @@ class GQLinear(nn.Module):
             self.register_buffer("codes", layer.codes.clone().to(device))
             self.register_buffer("codebook", layer.codebook().to(device))
             self.register_buffer("scales", layer.scales.clone().to(device))
+            # 1, 2 or 4 bits with one codebook for the tensor: a byte holds whole codes, so a 256-entry
+            # table maps each packed byte to its 8/bits decoded values (one gather, no bit arithmetic)
+            if 8 % self.bits == 0 and self.bits < 8 and self.codebook.shape[0] == 1:
+                self.register_buffer("byte_table", byte_table(self.codebook[0], self.bits))
         else:
             self.register_buffer("weight", layer.dequantize(dtype=dtype, device=device))
         if bias is not None:
@@ -241,7 +245,11 @@ class GQLinear(nn.Module):
         return cls(layer, bias=bias, mode=mode, **kw)
 
     def dequantized_weight(self, dtype=None) -> torch.Tensor:
-        if self.mode == "on-forward":
+        if self.mode == "on-forward" and "byte_table" in self._buffers:
+            n = self.out_features * self.in_features
+            vals = self._buffers["byte_table"].index_select(0, self.codes.long()).reshape(-1)[:n]
+            w = vals.view(self.out_features, self.in_features) * self.scales.view(-1, 1)
+        elif self.mode == "on-forward":
             w = decode(self.codes, self.codebook, self.scales, self.bits, self.shape)
         else:
             w = self._buffers["weight"]
@@ -263,6 +271,15 @@ class GQLinear(nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bits={self.bits}, method={self.method}, mode={self.mode}"
         )
+
+
+def byte_table(codebook: torch.Tensor, bits: int) -> torch.Tensor:
+    """``[256, 8 // bits]``: the decoded values of the codes packed in each byte value (LSB first, as
+    ``pack_bits`` writes them)."""
+    per = 8 // bits
+    b = torch.arange(256, dtype=torch.int64).unsqueeze(1)
+    idx = (b >> (torch.arange(per, dtype=torch.int64) * bits)) & ((1 << bits) - 1)
+    return codebook.to(torch.float32)[idx]
 
 
 def _set_submodule(model: nn.Module, name: str, new: nn.Module):
