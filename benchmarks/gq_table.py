@@ -52,7 +52,11 @@ def study_rows(run_dir) -> pd.DataFrame:
     if not table.exists():
         raise SystemExit(f"{table} does not exist: run the workflow (snakemake results/tables/cells.csv) first")
     df = pd.read_csv(table)
-    df = df[(df["engine"] == "transformers") & (df["status"] == "ok")]
+    # every sub-8-bit cell, and fp32 / int8 of every engine beside them
+    df = df[
+        (df["status"] == "ok")
+        & (df["precision_method"].isin(["gq", "uniform"]) | df["precision"].isin(["fp32", "int8"]))
+    ]
     rows = []
     for c in df.to_dict("records"):
         packed = _num(c.get("packed_bytes_on_disk"))
@@ -98,20 +102,22 @@ def markdown(rows: pd.DataFrame) -> str:
     for model, g in rows.groupby("model", sort=True):
         out += [
             f"\n### {model}\n",
-            "| precision | training | WER clean (%) | WER study's noisy set (%) | at rest (MB) "
-            "| quantized layers vs fp32 | vs int8 |",
-            "|---|---|---|---|---|---|---|",
+            "| precision | engine | training | WER clean (%) | WER study's noisy set (%) | at rest (MB) "
+            "| quantized layers vs fp32 | vs int8 | RTFx clean | peak RSS clean (MB) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
-        by = {(r.precision, r.condition): r for r in g.itertuples()}
-        for p in sorted(g["precision"].unique(), key=_order):
-            r = next(r for (pp, _), r in by.items() if pp == p)
-            clean, noisy = by.get((p, "clean")), by.get((p, "paper-uniform"))
+        by = {(r.precision, r.engine, r.condition): r for r in g.itertuples()}
+        keys = sorted({(r.precision, r.engine) for r in g.itertuples()}, key=lambda k: (_order(k[0]), k[1]))
+        for p, engine in keys:
+            r = next(r for (pp, e, _), r in by.items() if (pp, e) == (p, engine))
+            clean, noisy = by.get((p, engine, "clean")), by.get((p, engine, "paper-uniform"))
             out.append(
-                f"| {p} | {r.training_mode} | {f(clean.wer_pct) if clean else ''} | "
+                f"| {p} | {engine} | {r.training_mode} | {f(clean.wer_pct) if clean else ''} | "
                 f"{f(noisy.wer_pct) if noisy else ''} | {f((r.bytes_at_rest or 0) / 1e6, 1)} | "
-                f"{f(r.quantized_layers_vs_fp32, 1)} | {f(r.quantized_layers_vs_int8, 1)} |"
+                f"{f(r.quantized_layers_vs_fp32, 1)} | {f(r.quantized_layers_vs_int8, 1)} | "
+                f"{f(clean.rtfx) if clean else ''} | {f(clean.peak_rss_mb, 0) if clean else ''} |"
             )
-        base = by.get(("fp32", "clean"))
+        base = by.get(("fp32", "transformers", "clean"))
         for (method, mode), gg in g[g["training_mode"] != "none"].groupby(["method", "training_mode"]):
             ok = sorted(
                 int(r.bits)
