@@ -118,3 +118,27 @@ def test_schema_documents_every_key():
     walk(load_schema(), "")
     assert not missing_desc, f"schema keys without a description: {missing_desc}"
     assert not missing_doc, f"keys not documented in config/README.md: {missing_doc}"
+
+
+def test_the_sub_8_bit_study_plans_offline(tmp_path, default_config):
+    """config/gq-study.yaml merged over the default config (as --configfile does): it validates and plans its
+    training speech once, one teacher per model, one quantizer job per (model, quantizer), one cell each."""
+    import yaml
+    from conftest import ROOT, dry_run_jobs
+
+    def merge(a: dict, b: dict) -> dict:
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+        return out
+
+    study = yaml.safe_load((ROOT / "config" / "gq-study.yaml").read_text())
+    cfg = merge(copy.deepcopy(default_config), study)
+    validate(copy.deepcopy(cfg))
+    counts = dry_run_jobs(tmp_path, cfg, "results/tables/cells.csv")
+    models, precisions = study["matrix"]["models"], study["matrix"]["precisions"]
+    quantizers = [p for p in precisions if p in study["quantizers"]]
+    assert counts["quantize_model"] == len(models) * len(quantizers)
+    assert counts["synthesize_training_speech"] == 1 and counts["teacher_targets"] == len(models)
+    assert counts["infer"] == len(models) * len(precisions) * len(study["matrix"]["conditions"])
+    assert not (tmp_path / "resources").exists(), "planning must not download or write anything"
