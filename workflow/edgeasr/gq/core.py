@@ -144,15 +144,18 @@ def _normalise(w2: torch.Tensor, per_channel: bool):
     return x, s, row.expand(w2.shape[0], 1)
 
 
+def uniform_indices(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Codes of normalised weights ``x`` in [-1, 1] on the symmetric grid (index into ``uniform_grid(bits)``)."""
+    if bits == 1:
+        return (x >= 0).long()
+    half = 1 << (bits - 1)
+    qmax = half - 1
+    return torch.round(x * qmax).clamp(-qmax, qmax).long() + half
+
+
 def _uniform_layer(w2, bits, per_channel):
     x, s, _ = _normalise(w2, per_channel)
-    if bits == 1:
-        idx = (x >= 0).long()
-    else:
-        half = 1 << (bits - 1)
-        qmax = half - 1
-        idx = torch.round(x * qmax).clamp(-qmax, qmax).long() + half
-    return idx, uniform_grid(bits), s
+    return uniform_indices(x, bits), uniform_grid(bits), s
 
 
 def _name_seed(seed: int, name: str) -> int:

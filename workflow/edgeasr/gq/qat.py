@@ -23,7 +23,7 @@ import torch.nn as nn
 from torch.nn.utils import parametrize
 
 from .companding import compand, expand
-from .core import SCALE_DTYPE, make_layer, uniform_grid
+from .core import SCALE_DTYPE, make_layer, uniform_grid, uniform_indices
 from .model import PackedModel, _collect, _float_state, _meta, apply_packed, quantize_model
 from .soft import hard_assign, init_centroids, soft_quantize, torch_threads
 from .spec import QuantSpec
@@ -80,11 +80,7 @@ class UniformSTEParam(nn.Module):
 
     def indices(self, W) -> torch.Tensor:
         """The hard codes of ``W`` (index into ``uniform_grid(bits)``)."""
-        x, _ = self.normalised(W)
-        if self.bits == 1:
-            return (x >= 0).long()
-        half = 1 << (self.bits - 1)
-        return torch.round(x * (half - 1)).clamp(-(half - 1), half - 1).long() + half
+        return uniform_indices(self.normalised(W)[0], self.bits)
 
     def forward(self, W):
         x, s = self.normalised(W)
