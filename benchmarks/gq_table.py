@@ -24,6 +24,8 @@ CSV_COLUMNS = [
     "method",
     "training_mode",
     "bits",
+    "group_size",
+    "bits_per_weight_effective",
     "condition",
     "wer_pct",
     "wer_ci_low_pct",
@@ -68,6 +70,8 @@ def study_rows(run_dir) -> pd.DataFrame:
                 "method": method,
                 "training_mode": (c.get("packed_mode") or "data_free") if packed else "none",
                 "bits": int(c["weight_bits"]) if _num(c.get("weight_bits")) else c["precision"],
+                "group_size": int(_num(c.get("packed_group_size")) or 0) if packed else None,
+                "bits_per_weight_effective": _num(c.get("packed_bits_per_weight_effective")) if packed else None,
                 "condition": c["condition"],
                 "wer_pct": c["wer_pct"],
                 "wer_ci_low_pct": c["wer_ci_low_pct"],
@@ -78,7 +82,7 @@ def study_rows(run_dir) -> pd.DataFrame:
                 "quantized_layers_vs_int8": _num(c.get("packed_ratio_vs_int8")),
                 "peak_rss_mb": c["peak_rss_mb"],
                 "rtfx": c["rtfx"],
-                "decompression": (c.get("packed_decompression") or "dequant-at-load") if packed else "none",
+                "decompression": (_num(c.get("decompression")) or "dequant-at-load") if packed else "none",
                 "engine": c["engine"],
                 "device_name": c.get("device_name"),
                 "n_utterances": c["n_utterances"],
@@ -96,15 +100,20 @@ def _order(p: str):
     return (1 if m[1] == "gq" else 2, -int(m[2]), m[3])
 
 
+def _scales(group_size) -> str:
+    g = _num(group_size)
+    return "" if g is None else (f"per {int(g)}" if int(g) else "per row")
+
+
 def markdown(rows: pd.DataFrame) -> str:
     out = []
     f = lambda v, d=2: "" if _num(v) is None else f"{v:.{d}f}"  # noqa: E731
     for model, g in rows.groupby("model", sort=True):
         out += [
             f"\n### {model}\n",
-            "| precision | engine | training | WER clean (%) | WER study's noisy set (%) | at rest (MB) "
-            "| quantized layers vs fp32 | vs int8 | RTFx clean | peak RSS clean (MB) |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| precision | engine | training | scales | bits/weight | WER clean (%) | WER study's noisy set (%) "
+            "| at rest (MB) | quantized layers vs fp32 | vs int8 | decompression | RTFx clean | peak RSS clean (MB) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         by = {(r.precision, r.engine, r.condition): r for r in g.itertuples()}
         keys = sorted({(r.precision, r.engine) for r in g.itertuples()}, key=lambda k: (_order(k[0]), k[1]))
@@ -112,20 +121,24 @@ def markdown(rows: pd.DataFrame) -> str:
             r = next(r for (pp, e, _), r in by.items() if (pp, e) == (p, engine))
             clean, noisy = by.get((p, engine, "clean")), by.get((p, engine, "paper-uniform"))
             out.append(
-                f"| {p} | {engine} | {r.training_mode} | {f(clean.wer_pct) if clean else ''} | "
+                f"| {p} | {engine} | {r.training_mode} | {_scales(r.group_size)} | "
+                f"{f(r.bits_per_weight_effective)} | {f(clean.wer_pct) if clean else ''} | "
                 f"{f(noisy.wer_pct) if noisy else ''} | {f((r.bytes_at_rest or 0) / 1e6, 1)} | "
                 f"{f(r.quantized_layers_vs_fp32, 1)} | {f(r.quantized_layers_vs_int8, 1)} | "
-                f"{f(clean.rtfx) if clean else ''} | {f(clean.peak_rss_mb, 0) if clean else ''} |"
+                f"{r.decompression if r.training_mode != 'none' else ''} | {f(clean.rtfx) if clean else ''} | "
+                f"{f(clean.peak_rss_mb, 0) if clean else ''} |"
             )
         base = by.get(("fp32", "transformers", "clean"))
-        for (method, mode), gg in g[g["training_mode"] != "none"].groupby(["method", "training_mode"]):
+        quantized = g[g["training_mode"] != "none"]
+        for (method, mode, gs), gg in quantized.groupby(["method", "training_mode", "group_size"]):
             ok = sorted(
                 int(r.bits)
                 for r in gg[gg["condition"] == "clean"].itertuples()
                 if isinstance(r.bits, int) and base is not None and r.wer_pct <= base.wer_pct + 0.5
             )
             out.append(
-                f"\nLowest {method} ({mode}) bit width within 0.5 points of fp32 on clean audio: "
+                f"\nLowest {method} ({mode}, {_scales(gs)} scales) bit width within 0.5 points of fp32 on clean "
+                "audio: "
                 f"{ok[0] if ok else 'none measured'}"
             )
     return "\n".join(out)

@@ -415,3 +415,81 @@ def test_hf_whisper_apply_and_generate():
     assert out.shape[0] == 1
     report = packed_size_report(b_model, packed)
     assert report["bytes_in_memory"] < packed_size_report(model, packed)["bytes_in_memory"]
+
+
+# ---------------------------------------------------------------- group-wise scales
+def _outlier_columns(r=48, c=200, seed=0):
+    """Gaussian weights whose first columns are 20x larger: one scale per row wastes most levels on them."""
+    w = _gauss(r, c, seed)
+    w[:, :8] *= 20.0
+    return w
+
+
+@pytest.mark.parametrize("method", ["gq", "uniform"])
+def test_group_scales_shape_exact_max_and_lower_error(method):
+    w = _outlier_columns()
+    row = quantize_tensor(w, 4, method)
+    grp = quantize_tensor(w, 4, method, group_size=64)  # 200 = 3 x 64 + 8: a shorter last group
+    assert grp.group_size == 64 and tuple(grp.scales.shape) == (48, 4)
+    blocks = [w[:, i : i + 64].abs().amax(1) for i in range(0, 200, 64)]
+    assert torch.equal(grp.scales, torch.stack(blocks, 1))
+    dq = grp.dequantize()
+    assert dq.shape == w.shape
+    # the groups without the outlier columns get their own, smaller scales: a finer grid there
+    assert _mse(dq[:, 64:], w[:, 64:]) < 0.25 * _mse(row.dequantize()[:, 64:], w[:, 64:])
+    assert _mse(dq, w) < _mse(row.dequantize(), w)
+    if method == "uniform":  # every group's largest weight is a level of its own grid
+        for g, i in enumerate(range(0, 200, 64)):
+            blk, q = w[:, i : i + 64], dq[:, i : i + 64]
+            j = blk.abs().argmax(1, keepdim=True)
+            assert torch.allclose(q.gather(1, j), blk.gather(1, j), rtol=1e-6, atol=0)
+    assert grp.meta()["group_size"] == 64
+
+
+def test_group_scales_save_load_on_forward_and_size(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 96), nn.ReLU(), nn.Linear(96, 40))
+    x = torch.randn(7, 256)
+    for bits in (4, 3):  # 4 bits: the byte-table rebuild; 3 bits: bit-stream unpacking
+        spec = QuantSpec(bits=bits, group_size=32)
+        packed = quantize_model(model, spec)
+        assert tuple(packed["0"].scales.shape) == (96, 8) and tuple(packed["2"].scales.shape) == (40, 3)
+        path = tmp_path / f"g{bits}.gq"
+        save_packed(packed, path)
+        loaded = load_packed(path)
+        assert loaded["2"].group_size == 32 and serialize(loaded) == serialize(packed)
+        with torch.no_grad():
+            ref = apply_packed(copy.deepcopy(model), packed)(x)
+            fwd = apply_packed(copy.deepcopy(model), loaded, mode="on-forward")
+            assert isinstance(fwd[0], GQLinear) and torch.allclose(fwd(x), ref, atol=1e-5)
+            assert torch.equal(fwd[0].dequantized_weight(), packed["0"].dequantize())
+        r = packed_size_report(model, packed)
+        n = 256 * 96 + 96 * 40
+        scale_bytes = 4 * (96 * 8 + 40 * 3)
+        assert (
+            r["bytes_quantized"]
+            == (256 * 96 * bits + 7) // 8 + (96 * 40 * bits + 7) // 8 + 2 * 4 * (1 << bits) + scale_bytes
+        )
+        assert r["bytes_int8_quantized_layers"] == n + 4 * (96 + 40)  # int8 keeps one scale per row
+    with pytest.raises(ValueError, match="group_size"):
+        QuantSpec(group_size=-1)
+
+
+@pytest.mark.parametrize("method", ["gq", "uniform"])
+def test_qat_with_group_scales_keeps_them(method):
+    """Plumbing test on a toy regression model (not evidence about ASR accuracy): QAT trains through
+    group-wise scales and ends in a packed model with those scales that reproduces the trained model."""
+    torch.manual_seed(0)
+    teacher = nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 4))
+    X = torch.randn(256, 64)
+    with torch.no_grad():
+        Y = teacher(X)
+    batches = [(X[i : i + 64], Y[i : i + 64]) for i in range(0, 256, 64)]
+    spec = QuantSpec(method=method, bits=3, group_size=16)
+    student = copy.deepcopy(teacher)
+    packed = qat_finetune(student, lambda m, b: nn.functional.mse_loss(m(b[0]), b[1]), batches, spec, epochs=3, lr=1e-3)
+    assert packed["0"].group_size == 16 and tuple(packed["0"].scales.shape) == (32, 4)
+    assert torch.equal(packed["0"].scales, quantize_model(teacher, spec)["0"].scales)  # fixed at the start
+    fresh = apply_packed(nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 4)), packed)
+    with torch.no_grad():
+        assert torch.equal(fresh(X), student(X))

@@ -143,3 +143,30 @@ def test_changing_one_models_options_reruns_only_its_cells(cells_run):
     cfg2["models"]["broken"]["options"] = {"max_new_tokens": 100}
     counts = dry_run_jobs(wd, cfg2, "results/tables/cells.csv")
     assert counts["infer"] == 4  # the broken model's 4 scheduled cells, none of tiny.en's 8
+
+
+def test_a_quantizer_cell_records_its_decompression_and_changing_it_reruns_only_its_cells(cells_run):
+    """A gq cell (real tiny.en weights, data-free 4 bits with group-wise scales) runs through the workflow; how
+    the cell holds the packed weights (quantizers.<name>.decompression) is a cell setting: changing it reruns
+    the cells, not the quantizer. Runs last in this module: it adds rows to the shared run's tables."""
+    wd, cfg = cells_run
+    cfg2 = copy.deepcopy(cfg)
+    cfg2["quantizers"] = {"gq4g": {"method": "gq", "bits": 4, "group_size": 64, "decompression": "on-forward"}}
+    cfg2["matrix"] = {**cfg2["matrix"], "models": ["whisper-tiny.en"], "precisions": ["fp32", "gq4g"]}
+    cfg2["matrix"]["conditions"] = ["clean"]
+    counts = dry_run_jobs(wd, cfg2, "results/tables/cells.csv")
+    assert counts["quantize_model"] == 1 and counts["infer"] == 1  # transformers only: gq is not a ct2 type
+    run_snakemake(wd, cfg2, "--cores", "2", "results/tables/cells.csv")
+    df = pd.read_csv(wd / "results/tables/cells.csv").set_index(["engine", "precision"])
+    row = df.loc[("transformers", "gq4g")]
+    assert row["status"] == "ok" and row["decompression"] == "on-forward", row["status_reason"]
+    assert row["wer_pct"] < 40 and row["packed_mean_bits"] == 4.0
+    assert "on-forward" in row["quantizer"]
+    # 4-bit codes + one fp32 scale per 64 weights: 4.5 bits per quantized weight (centroid tables aside)
+    assert 4.5 < row["packed_bits_per_weight_effective"] < 4.52
+    # the packed layers stay packed in memory: fewer weight bytes than the fp32 cell of the same model
+    assert row["param_bytes"] < df.loc[("transformers", "fp32"), "param_bytes"]
+    cfg3 = copy.deepcopy(cfg2)
+    cfg3["quantizers"]["gq4g"]["decompression"] = "dequant-at-load"
+    counts = dry_run_jobs(wd, cfg3, "results/tables/cells.csv")
+    assert counts.get("infer") == 1 and "quantize_model" not in counts

@@ -52,6 +52,7 @@ CELL_COLUMNS = [
     "device_name",
     "compute_type",
     "quantizer",
+    "decompression",
     "precision_method",
     "weight_bits",
     *RUN_COLUMNS,

@@ -93,6 +93,7 @@ def run_cell(
     inputs: pd.DataFrame,
     window_hook: WindowHook | None = None,
     packed_path: str | None = None,
+    decompression: str = "dequant-at-load",
 ) -> tuple[dict, pd.DataFrame]:
     """Run one cell. Never raises for a model failure: returns status ``failed`` with the error instead."""
     hook = window_hook or (lambda event, name: None)
@@ -101,6 +102,8 @@ def run_cell(
     engine = make_engine(spec.engine, model_dir, plan, settings)
     if packed_path:
         engine.packed_path = packed_path
+        engine.decompression = decompression
+        row["decompression"] = decompression
     window_open = False
     try:
         t0 = time.perf_counter()

@@ -94,7 +94,14 @@ def _run(wildcards: dict, inputs: dict, outputs: dict, cell: dict, energy: dict,
 
     with meter:
         row, utts = run_cell(
-            spec, inputs["model"], plan, settings, data, window_hook=hook, packed_path=inputs.get("packed")
+            spec,
+            inputs["model"],
+            plan,
+            settings,
+            data,
+            window_hook=hook,
+            packed_path=inputs.get("packed"),
+            decompression=(cell.get("quantizer") or {}).get("decompression", "dequant-at-load"),
         )
     return _finish(row, utts, wildcards, inputs, outputs, cell, energy, threads, started, settings)
 

@@ -23,6 +23,7 @@ def spec_from_config(q: dict):
         "bits": q["bits"],
         "mu": q.get("mu", 255.0),
         "per_channel": q.get("per_channel", True),
+        "group_size": q.get("group_size", 0),
         "seed": q.get("seed", 0),
     }
     if q.get("skip") is not None:
@@ -146,6 +147,7 @@ def quantize_checkpoint(
         "method": q["method"],
         "mode": mode,
         "bits": q["bits"],
+        "group_size": int(q.get("group_size", 0)),
         "training": q.get("training") if mode == "qat" else None,
         "final_loss": curve[-1]["loss"] if curve else None,
         "bytes_on_disk": Path(packed_path).stat().st_size,

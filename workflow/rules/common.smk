@@ -1,5 +1,6 @@
 # Config validation (before any job runs), the result matrix, and target lists built with expand().
 # Every function the rule files use lives here; the rule files hold rules only.
+import functools
 import re
 import sys
 from dataclasses import asdict
@@ -38,6 +39,7 @@ wildcard_constraints:
     condition=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
 
 
+@functools.cache  # once per (model, engine, precision), not once per job
 def cell_plan(model, engine, precision):
     m = config["models"][model]
     if "engines" in m and engine not in m["engines"]:
@@ -165,6 +167,11 @@ def cell_inputs(wc):
         inp["packed"] = f"resources/models/{wc.model}/quantized/{wc.precision}.gq"
         inp["packed_report"] = f"resources/models/{wc.model}/quantized/{wc.precision}.json"
     return inp
+
+
+def quantize_params(wc):
+    """The quantizer's settings that shape its packed weights (how a cell decompresses them does not)."""
+    return {k: v for k, v in QUANTIZERS[wc.precision].items() if k != "decompression"}
 
 
 def training_text(speech):

@@ -99,7 +99,7 @@ rule quantize_model:
         "../../envs/edgeasr.yaml"
     threads: config["inference"]["threads"]
     params:
-        quantizer=lambda wc: QUANTIZERS[wc.precision],
+        quantizer=quantize_params,
         family=lambda wc: model_cfg(wc.model)["family"],
     script:
         "../scripts/quantize_model.py"

@@ -112,13 +112,14 @@ class TransformersEngine(Engine):
             from ..gq import apply_packed, load_packed
 
             packed = load_packed(self.packed_path)
-            apply_packed(model, packed)
-            self.quantizer = f"edgeasr.gq {method} packed ({self.packed_path})"
+            apply_packed(model, packed, mode=self.decompression)
+            self.quantizer = f"edgeasr.gq {method} packed, {self.decompression} ({self.packed_path})"
         self.model = model
         self.dtype = dtype
         self._is_en = fam == "whisper" and getattr(model.generation_config, "is_multilingual", True) is False
 
     packed_path = None  # set by the cell for gq / uniform precisions
+    decompression = "dequant-at-load"  # or "on-forward" (quantizers.<name>.decompression)
 
     def _features(self, batch: list[np.ndarray]):
         fam = self.settings.family

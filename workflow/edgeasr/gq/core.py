@@ -7,10 +7,13 @@ is stored as
   by :func:`edgeasr.gq.packing.pack_bits`;
 * ``centroids`` float32 ``[G, 2**bits]``: the centroid table in *companded* space, one row per
   centroid group (G = 1: one table per tensor; G = R: one per output channel);
-* ``scales``    float32 ``[R]`` (per channel) or ``[1]`` (per tensor): the max-magnitude scale;
+* ``scales``    float32 ``[R]`` (per channel), ``[1]`` (per tensor) or ``[R, ceil(C / g)]`` (group-wise:
+  one scale per ``g`` consecutive weights of a row, ``group_size = g``; the last group of a row may be
+  shorter): the max-magnitude scale;
 * ``mu``: the companding parameter (0 = none, used by the uniform quantizer).
 
-Decompression: ``w[r, j] = scales[r] * F^-1(centroids[g(r), codes[r, j]]; mu)``.
+Decompression: ``w[r, j] = scales[r, j // g] * F^-1(centroids[g(r), codes[r, j]]; mu)`` (``scales[r]`` without
+groups).
 
 Two methods produce it:
 
@@ -56,6 +59,7 @@ class PackedLayer:
     kind: str = "linear"
     tied: list = field(default_factory=list)  # other parameter names sharing this weight
     fit: dict = field(default_factory=dict)  # data-free fit statistics (JSON-able)
+    group_size: int = 0  # weights per scale along a row (0: one scale per row or per tensor)
 
     @property
     def numel(self) -> int:
@@ -79,7 +83,16 @@ class PackedLayer:
         return expand(self.centroids.to(torch.float32), self.mu)
 
     def dequantize(self, dtype=torch.float32, device=None) -> torch.Tensor:
-        return decode(self.codes, self.codebook(), self.scales, self.bits, self.shape, dtype=dtype, device=device)
+        return decode(
+            self.codes,
+            self.codebook(),
+            self.scales,
+            self.bits,
+            self.shape,
+            dtype=dtype,
+            device=device,
+            group_size=self.group_size,
+        )
 
     def meta(self) -> dict:
         return {
@@ -90,12 +103,13 @@ class PackedLayer:
             "kind": self.kind,
             "centroid_groups": int(self.centroids.shape[0]),
             "per_channel": bool(self.scales.numel() > 1 or self.rows == 1),
+            "group_size": int(self.group_size),
             "tied": list(self.tied),
             "fit": dict(self.fit),
         }
 
 
-def decode(codes, codebook, scales, bits, shape, dtype=torch.float32, device=None) -> torch.Tensor:
+def decode(codes, codebook, scales, bits, shape, dtype=torch.float32, device=None, group_size=0) -> torch.Tensor:
     """Packed codes + decompressed codebook ``[G, K]`` + scales -> float weight of ``shape``."""
     if device is not None:
         codes, codebook, scales = codes.to(device), codebook.to(device), scales.to(device)
@@ -106,8 +120,29 @@ def decode(codes, codebook, scales, bits, shape, dtype=torch.float32, device=Non
         vals = codebook[0][idx]
     else:
         vals = torch.gather(codebook, 1, idx)
-    w = vals * scales.to(vals.dtype).view(-1, 1)
+    w = apply_scales(vals, scales.to(vals.dtype), group_size)
     return w.view(tuple(shape)).to(dtype)
+
+
+def apply_scales(vals: torch.Tensor, scales: torch.Tensor, group_size: int = 0) -> torch.Tensor:
+    """Normalised weights ``[R, C]`` times their stored scales. Group-wise scales broadcast over a ``[R, C / g,
+    g]`` view where g divides C (no scale matrix of the weight's size is made at every rebuild)."""
+    R, C = vals.shape
+    if group_size and C % int(group_size) == 0:
+        return (vals.view(R, -1, int(group_size)) * scales.unsqueeze(2)).view(R, C)
+    return vals * scale_matrix(scales, C, group_size)
+
+
+def scale_matrix(scales: torch.Tensor, cols: int, group_size: int = 0) -> torch.Tensor:
+    """The stored scales as a tensor that broadcasts over a ``[R, cols]`` weight: ``[R, cols]`` for
+    group-wise scales (each repeated over its group), ``[R, 1]`` per channel, ``[1, 1]`` per tensor."""
+    if group_size:
+        return scales.repeat_interleave(int(group_size), dim=1)[:, :cols]
+    return scales.reshape(-1, 1)
+
+
+def group_count(cols: int, group_size: int) -> int:
+    return -(-int(cols) // int(group_size))
 
 
 def uniform_grid(bits: int) -> torch.Tensor:
@@ -129,19 +164,38 @@ def _as_rows(w: torch.Tensor) -> torch.Tensor:
     return w.reshape(w.shape[0], -1).to("cpu", torch.float32)  # data-free fit runs on CPU
 
 
-def _normalise(w2: torch.Tensor, per_channel: bool):
-    """-> (x in [-1, 1] ``[R, C]``, stored scales ``[R]``/``[1]``, per-row scale ``[R, 1]``)."""
-    if per_channel:
+def max_scales(w2: torch.Tensor, per_channel: bool = True, group_size: int = 0) -> torch.Tensor:
+    """The max-magnitude scales of a ``[R, C]`` weight as they are stored: ``[R, ceil(C / g)]`` with
+    ``group_size`` g (one per g consecutive weights of a row), else ``[R]`` (per channel) or ``[1]``."""
+    w2 = w2.detach().to(torch.float32)
+    if group_size:
+        R, C = w2.shape
+        G = group_count(C, group_size)
+        pad = G * int(group_size) - C
+        a = torch.nn.functional.pad(w2.abs(), (0, pad)) if pad else w2.abs()
+        s = a.view(R, G, int(group_size)).amax(dim=2)
+    elif per_channel:
         s = w2.abs().amax(dim=1)
     else:
         s = w2.abs().amax().reshape(1)
     if not bool(torch.isfinite(s).all()):  # amax propagates NaN/inf
         raise ValueError("weight has non-finite values")
-    s = s.to(SCALE_DTYPE)
-    safe = torch.where(s > 0, s, torch.ones_like(s)).to(torch.float32)
-    row = safe.view(-1, 1) if per_channel else safe.view(1, 1)
-    x = (w2 / row).clamp(-1.0, 1.0)
-    return x, s, row.expand(w2.shape[0], 1)
+    return s.to(SCALE_DTYPE)
+
+
+def normalise(w2: torch.Tensor, scales: torch.Tensor, group_size: int = 0):
+    """-> (``w2`` over its scales, clamped to [-1, 1], ``[R, C]``; the scale of every weight, broadcastable
+    to ``[R, C]``). A zero scale (an all-zero row or group) divides by 1."""
+    safe = torch.where(scales > 0, scales, torch.ones_like(scales)).to(torch.float32)
+    per = scale_matrix(safe, w2.shape[1], group_size)
+    return (w2.to(torch.float32) / per).clamp(-1.0, 1.0), per
+
+
+def _normalise(w2: torch.Tensor, per_channel: bool, group_size: int = 0):
+    """-> (x in [-1, 1] ``[R, C]``, stored scales, the scale of every weight ``[R, C]``)."""
+    s = max_scales(w2, per_channel, group_size)
+    x, per = normalise(w2, s, group_size)
+    return x, s, per.expand(w2.shape[0], w2.shape[1])
 
 
 def uniform_indices(x: torch.Tensor, bits: int) -> torch.Tensor:
@@ -153,8 +207,8 @@ def uniform_indices(x: torch.Tensor, bits: int) -> torch.Tensor:
     return torch.round(x * qmax).clamp(-qmax, qmax).long() + half
 
 
-def _uniform_layer(w2, bits, per_channel):
-    x, s, _ = _normalise(w2, per_channel)
+def _uniform_layer(w2, bits, per_channel, group_size=0):
+    x, s, _ = _normalise(w2, per_channel, group_size)
     return uniform_indices(x, bits), uniform_grid(bits), s
 
 
@@ -192,6 +246,7 @@ def _gq_layers(
     fit_kwargs: dict,
     seed: int,
     max_points_per_channel: int,
+    group_size: int = 0,
     budget: int = 1 << 24,
 ):
     """Fit and hard-assign a list of 2-D float32 weights that share one bit width.
@@ -207,13 +262,13 @@ def _gq_layers(
     window = fit_kwargs.get("window", 8)
     preps = []
     for w2 in ws:
-        x, s, row = _normalise(w2, per_channel)
-        preps.append((compand(x, mu), s, row))
+        x, s, per = _normalise(w2, per_channel, group_size)
+        preps.append((compand(x, mu), s, per))
     if centroid_group == "tensor":
         nb = fit_kwargs.get("bins") or default_bins(bits)
         pts, mass = [], []
-        for y, s, row in preps:
-            wt = (row * row).expand_as(y) if space == "weight" else None
+        for y, s, per in preps:
+            wt = per * per if space == "weight" else None
             p, m = histogram_summary(y.reshape(-1), None if wt is None else wt.reshape(-1), nb)
             pts.append(p)
             mass.append(m)
@@ -263,7 +318,7 @@ def _gq_layers(
     return out
 
 
-def make_layer(idx, centroids, scales, bits, shape, mu, method, kind="linear") -> PackedLayer:
+def make_layer(idx, centroids, scales, bits, shape, mu, method, kind="linear", group_size=0) -> PackedLayer:
     return PackedLayer(
         codes=pack_bits(idx.reshape(-1).cpu(), bits),
         centroids=centroids.detach().to("cpu", CENTROID_DTYPE).contiguous(),
@@ -273,6 +328,7 @@ def make_layer(idx, centroids, scales, bits, shape, mu, method, kind="linear") -
         mu=float(mu),
         method=method,
         kind=kind,
+        group_size=int(group_size or 0),
     )
 
 
@@ -288,11 +344,13 @@ def quantize_tensor(
     seed: int = 0,
     name: str = "",
     max_points_per_channel: int = 256,
+    group_size: int = 0,
     num_threads: int | None = 1,
     **fit_kwargs,
 ) -> PackedLayer:
     """Quantize one weight tensor (dim 0 = output channels) to ``bits`` (1..8).
 
+    ``group_size`` > 0: one scale per that many consecutive weights of a row instead of one per row.
     ``fit_kwargs`` go to :func:`edgeasr.gq.soft.fit_centroids` (tau_start, tau_end, lr,
     space, init, window, bins, keep_best).  ``num_threads``: see QuantSpec.  Returns a :class:`PackedLayer`; call
     ``.dequantize()`` for the float weight.  Deterministic for given inputs."""
@@ -311,19 +369,32 @@ def quantize_tensor(
             seed=seed,
             name=name,
             max_points_per_channel=max_points_per_channel,
+            group_size=group_size,
             **fit_kwargs,
         )
 
 
 def _quantize_tensor(
-    w, bits, method, *, mu, per_channel, centroid_group, steps, seed, name, max_points_per_channel, **fit_kwargs
+    w,
+    bits,
+    method,
+    *,
+    mu,
+    per_channel,
+    centroid_group,
+    steps,
+    seed,
+    name,
+    max_points_per_channel,
+    group_size,
+    **fit_kwargs,
 ) -> PackedLayer:
     w = torch.as_tensor(w)
     shape = tuple(w.shape) if w.dim() >= 2 else tuple(_as_rows(w).shape)
     w2 = _as_rows(w)
     if method == "uniform":
-        idx, c, s = _uniform_layer(w2, bits, per_channel)
-        return make_layer(idx, c, s, bits, shape, 0.0, "uniform")
+        idx, c, s = _uniform_layer(w2, bits, per_channel, group_size)
+        return make_layer(idx, c, s, bits, shape, 0.0, "uniform", group_size=group_size)
     if method != "gq":
         raise ValueError("method must be 'gq' or 'uniform'")
     ((idx, c, s, fit),) = _gq_layers(
@@ -336,7 +407,8 @@ def _quantize_tensor(
         fit_kwargs={"steps": steps, **fit_kwargs},
         seed=seed,
         max_points_per_channel=max_points_per_channel,
+        group_size=group_size,
     )
-    layer = make_layer(idx, c, s, bits, shape, mu, "gq")
+    layer = make_layer(idx, c, s, bits, shape, mu, "gq", group_size=group_size)
     layer.fit = fit
     return layer

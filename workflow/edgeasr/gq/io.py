@@ -1,11 +1,11 @@
 """Packed checkpoint I/O: one safetensors file.
 
 Tensors: ``q/<layer>/codes`` (uint8), ``q/<layer>/centroids`` (float32 [G, K], companded
-space), ``q/<layer>/scales`` (float32 [R] or [1]) for every quantized layer, and
+space), ``q/<layer>/scales`` (float32 [R], [1] or [R, groups]) for every quantized layer, and
 ``f/<state-dict name>`` for the float tensors kept alongside (if the spec included them).
 The safetensors metadata entry ``"edgeasr.gq"`` holds a JSON header: format name and version,
 method, mu, the full QuantSpec, per-layer {bits, shape, mu, method, kind, centroid_groups,
-per_channel, tied}, skipped layers and why, float-tensor aliases, storage dtypes.  The file's
+per_channel, group_size, tied}, skipped layers and why, float-tensor aliases, storage dtypes.  The file's
 bytes are a pure function of the packed model (sorted JSON, no timestamps).
 """
 
@@ -78,6 +78,7 @@ def _from(tensors: dict, header: dict) -> PackedModel:
             kind=m.get("kind", "linear"),
             tied=list(m.get("tied", [])),
             fit=dict(m.get("fit", {})),
+            group_size=int(m.get("group_size", 0)),
         )
     floats = {k: tensors[f"f/{k}"] for k in header.get("float_tensors", [])}
     meta = {k: v for k, v in header.items() if k not in ("layers", "float_aliases", "float_tensors")}

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import PackedLayer, _as_rows, _gq_layers, _uniform_layer, decode, make_layer
+from .core import PackedLayer, _as_rows, _gq_layers, _uniform_layer, apply_scales, decode, make_layer
 from .soft import torch_threads
 from .spec import QuantSpec
 
@@ -172,7 +172,7 @@ def _quantize_model(model: nn.Module, spec: QuantSpec) -> PackedModel:
         ws = [_as_rows(mod.weight) for _, mod, _, _ in group]
         names = [n for n, _, _, _ in group]
         if spec.method == "uniform":
-            results = [(*_uniform_layer(w2, bits, spec.per_channel), {}) for w2 in ws]
+            results = [(*_uniform_layer(w2, bits, spec.per_channel, spec.group_size), {}) for w2 in ws]
             mu = 0.0
         else:
             results = _gq_layers(
@@ -185,10 +185,11 @@ def _quantize_model(model: nn.Module, spec: QuantSpec) -> PackedModel:
                 fit_kwargs=spec.fit_kwargs(),
                 seed=spec.seed,
                 max_points_per_channel=spec.max_points_per_channel,
+                group_size=spec.group_size,
             )
             mu = spec.mu
         for (name, mod, kind, others), (idx, c, s, fit) in zip(group, results):
-            layer = make_layer(idx, c, s, bits, tuple(mod.weight.shape), mu, spec.method, kind)
+            layer = make_layer(idx, c, s, bits, tuple(mod.weight.shape), mu, spec.method, kind, spec.group_size)
             layer.tied = list(others)
             layer.fit = fit
             layers[name] = layer
@@ -225,6 +226,7 @@ class GQLinear(nn.Module):
         self.bits = int(layer.bits)
         self.shape = tuple(layer.shape)
         self.method = layer.method
+        self.group_size = int(layer.group_size)
         if mode == "on-forward":
             self.register_buffer("codes", layer.codes.clone().to(device))
             self.register_buffer("codebook", layer.codebook().to(device))
@@ -248,9 +250,9 @@ class GQLinear(nn.Module):
         if self.mode == "on-forward" and "byte_table" in self._buffers:
             n = self.out_features * self.in_features
             vals = self._buffers["byte_table"].index_select(0, self.codes.long()).reshape(-1)[:n]
-            w = vals.view(self.out_features, self.in_features) * self.scales.view(-1, 1)
+            w = apply_scales(vals.view(self.out_features, self.in_features), self.scales, self.group_size)
         elif self.mode == "on-forward":
-            w = decode(self.codes, self.codebook, self.scales, self.bits, self.shape)
+            w = decode(self.codes, self.codebook, self.scales, self.bits, self.shape, group_size=self.group_size)
         else:
             w = self._buffers["weight"]
         return w if dtype is None else w.to(dtype)
@@ -400,7 +402,7 @@ def packed_size_report(model: nn.Module, packed: PackedModel) -> dict:
     float_bytes = sum(p.numel() * p.element_size() for p in float_params)
     bq = sum(l.nbytes for l in packed.layers.values())
     at_rest = len(serialize(packed))
-    rows = sum(l.scales.numel() for l in packed.layers.values())  # int8 keeps the same scales
+    rows = sum(l.rows for l in packed.layers.values())  # int8: one fp32 scale per output channel
     fp32_q = 4 * pq
     int8_q = pq + 4 * rows
     in_mem = _unique_bytes(list(model.parameters()) + list(model.buffers()))

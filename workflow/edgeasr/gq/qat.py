@@ -23,7 +23,7 @@ import torch.nn as nn
 from torch.nn.utils import parametrize
 
 from .companding import compand, expand
-from .core import SCALE_DTYPE, make_layer, uniform_grid, uniform_indices
+from .core import make_layer, max_scales, normalise, uniform_grid, uniform_indices
 from .model import PackedModel, _collect, _float_state, _meta, apply_packed, quantize_model
 from .soft import hard_assign, init_centroids, soft_quantize, torch_threads
 from .spec import QuantSpec
@@ -34,23 +34,18 @@ __all__ = ["qat_finetune", "SoftQuantParam", "UniformSTEParam"]
 class SoftQuantParam(nn.Module):
     """Parametrization: latent weight -> soft-quantized weight at temperature ``self.tau``."""
 
-    def __init__(self, centroids: torch.Tensor, scales: torch.Tensor, mu: float, window: int):
+    def __init__(self, centroids: torch.Tensor, scales: torch.Tensor, mu: float, window: int, group_size: int = 0):
         super().__init__()
         self.centroids = nn.Parameter(centroids.detach().clone().to(torch.float32))
         self.register_buffer("scales", scales.detach().clone().to(torch.float32))
         self.mu = float(mu)
         self.window = window
+        self.group_size = int(group_size)
         self.tau = 1.0
 
-    def _rows(self, W):
-        R = W.shape[0]
-        s = self.scales.view(-1, 1) if self.scales.numel() > 1 else self.scales.view(1, 1)
-        safe = torch.where(s > 0, s, torch.ones_like(s))
-        return W.reshape(R, -1), s, safe
-
     def companded(self, W):
-        W2, s, safe = self._rows(W)
-        return compand((W2.to(torch.float32) / safe).clamp(-1.0, 1.0), self.mu), s
+        x, s = normalise(W.reshape(W.shape[0], -1), self.scales, self.group_size)
+        return compand(x, self.mu), s
 
     def forward(self, W):
         y, s = self.companded(W)
@@ -66,17 +61,15 @@ class UniformSTEParam(nn.Module):
     max-magnitude grid in the forward pass, the gradient passed straight through (STE) in the backward
     pass. The scales stay at the initial max magnitudes, as gq's do; nothing else is learned."""
 
-    def __init__(self, scales: torch.Tensor, bits: int):
+    def __init__(self, scales: torch.Tensor, bits: int, group_size: int = 0):
         super().__init__()
         self.register_buffer("scales", scales.detach().clone().to(torch.float32))
         self.bits = int(bits)
+        self.group_size = int(group_size)
         self.tau = 1.0  # no temperature: kept so that one loop drives both parametrizations
 
     def normalised(self, W):
-        R = W.shape[0]
-        s = self.scales.view(-1, 1) if self.scales.numel() > 1 else self.scales.view(1, 1)
-        safe = torch.where(s > 0, s, torch.ones_like(s))
-        return (W.reshape(R, -1).to(torch.float32) / safe).clamp(-1.0, 1.0), s
+        return normalise(W.reshape(W.shape[0], -1), self.scales, self.group_size)
 
     def indices(self, W) -> torch.Tensor:
         """The hard codes of ``W`` (index into ``uniform_grid(bits)``)."""
@@ -173,22 +166,20 @@ def _qat(
     tied = [n for n, _, _, _, others in targets if others]
     if tied:
         raise ValueError(f"QAT does not support tied weights: {tied}")
+
+    def scales_of(mod):  # the max-magnitude scales as they will be stored
+        return max_scales(mod.weight.detach().reshape(mod.weight.shape[0], -1), spec.per_channel, spec.group_size)
+
     if uniform:
-        inits = {}
-        for name, mod, _, bits, _ in targets:
-            W2 = mod.weight.detach().reshape(mod.weight.shape[0], -1).float()
-            amax = W2.abs().amax(1) if spec.per_channel else W2.abs().amax().reshape(1)
-            inits[name] = (None, amax.to(SCALE_DTYPE))  # trained with the scales as they will be stored
+        inits = {name: (None, scales_of(mod)) for name, mod, _, _, _ in targets}
     elif init == "data-free":
         init_pm = quantize_model(model, QuantSpec.from_dict({**spec.to_dict(), "include_float": False}))
         inits = {n: (l.centroids, l.scales) for n, l in init_pm.layers.items()}
     elif init == "mulaw":
         inits = {}
         for name, mod, _, bits, _ in targets:
-            W2 = mod.weight.detach().reshape(mod.weight.shape[0], -1).float()
-            s = W2.abs().amax(1) if spec.per_channel else W2.abs().amax().reshape(1)
-            G = W2.shape[0] if spec.centroid_group == "channel" else 1
-            inits[name] = (init_centroids(bits, G), s)
+            G = mod.weight.shape[0] if spec.centroid_group == "channel" else 1
+            inits[name] = (init_centroids(bits, G), scales_of(mod))
     else:
         raise ValueError("init must be 'data-free' or 'mulaw'")
 
@@ -200,9 +191,9 @@ def _qat(
         for name, mod, kind, bits, _ in targets:
             c, s = inits[name]
             if uniform:
-                pq = UniformSTEParam(s, bits).to(mod.weight.device)
+                pq = UniformSTEParam(s, bits, spec.group_size).to(mod.weight.device)
             else:
-                pq = SoftQuantParam(c, s, spec.mu, spec.window).to(mod.weight.device)
+                pq = SoftQuantParam(c, s, spec.mu, spec.window, spec.group_size).to(mod.weight.device)
             pq.tau = tau_start
             parametrize.register_parametrization(mod, "weight", pq)
             mod.parametrizations.weight.original.requires_grad_(train_weights)
@@ -248,13 +239,21 @@ def _qat(
                 kind = "conv" if not isinstance(mod, nn.Linear) else "linear"
                 if uniform:
                     layers[name] = make_layer(
-                        pq.indices(W), uniform_grid(bits), pq.scales, bits, tuple(W.shape), 0.0, "uniform", kind
+                        pq.indices(W),
+                        uniform_grid(bits),
+                        pq.scales,
+                        bits,
+                        tuple(W.shape),
+                        0.0,
+                        "uniform",
+                        kind,
+                        spec.group_size,
                     )
                     continue
                 y, _ = pq.companded(W)
                 c = torch.sort(pq.centroids.detach(), dim=-1).values
                 idx = hard_assign(y.reshape(-1), c[0]).view_as(y) if c.shape[0] == 1 else hard_assign(y, c)
-                layers[name] = make_layer(idx, c, pq.scales, bits, tuple(W.shape), spec.mu, "gq", kind)
+                layers[name] = make_layer(idx, c, pq.scales, bits, tuple(W.shape), spec.mu, "gq", kind, spec.group_size)
     finally:
         for name, (mod, pq, bits) in pqs.items():
             parametrize.remove_parametrizations(mod, "weight", leave_parametrized=False)

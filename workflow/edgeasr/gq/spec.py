@@ -25,6 +25,9 @@ class QuantSpec:
         stays float (put ``"*": b`` last as the default).  Bits in 1..8.
     mu : mu-law parameter (gq only; the uniform method always stores mu = 0).
     per_channel : one max-magnitude scale per output channel (else one per tensor).
+    group_size : > 0: one max-magnitude scale per that many consecutive weights of each row
+        (group-wise scales, e.g. 64 or 128; the last group of a row may be shorter), instead of one
+        per row; 0 (default): per_channel decides.
     centroid_group : "tensor" (one centroid table per weight tensor, default) or "channel"
         (one per output channel: better fit, K*4 bytes per row of overhead, slower fit).
     skip : fnmatch patterns over module names that stay float.
@@ -47,6 +50,7 @@ class QuantSpec:
     bits: int | Mapping[str, int | None] = 4
     mu: float = 255.0
     per_channel: bool = True
+    group_size: int = 0
     skip: tuple = DEFAULT_SKIP
     steps: int = 100
     seed: int = 0
@@ -91,6 +95,9 @@ class QuantSpec:
                 raise ValueError(f"bits must be in 1..8 (or None for float), got {v}")
         if self.mu < 0:
             raise ValueError("mu must be >= 0")
+        self.group_size = int(self.group_size or 0)
+        if self.group_size < 0:
+            raise ValueError(f"group_size must be 0 (no groups) or a positive number of weights, got {self.group_size}")
 
     def is_skipped(self, name: str) -> bool:
         return any(fnmatchcase(name, p) for p in self.skip)
