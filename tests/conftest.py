@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -81,12 +83,61 @@ def snakemake_cmd(workdir: Path, config: dict, *args) -> list[str]:
     ]
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the test process dies, even by SIGKILL (Linux only)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 60) -> None:
+    """Stop ``proc`` and every process it started (its own session): SIGTERM, then SIGKILL after ``grace_s``.
+
+    SIGTERM first so that Snakemake cancels what it submitted (scancel for Slurm jobs) before it exits.
+    """
+    if proc.poll() is not None:
+        return
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def run_snakemake(
     workdir: Path, config: dict, *args, check=True, timeout=1800, env=None
 ) -> subprocess.CompletedProcess:
-    """Run the project's Snakefile in ``workdir`` with ``config`` (written to workdir/config.yaml)."""
+    """Run the project's Snakefile in ``workdir`` with ``config`` (written to workdir/config.yaml).
+
+    Snakemake runs in a session of its own that is stopped as a whole when the test times out or is
+    interrupted, and it gets SIGTERM if the test process itself is killed: no Snakemake (or job it
+    started) outlives the test.
+    """
     cmd = snakemake_cmd(workdir, config, *args)
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir, env=env)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=workdir,
+        env=env,
+        start_new_session=True,
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:  # the timeout, Ctrl-C, a failing fixture: the whole group goes
+        stop_process_group(proc)
+        raise
+    p = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     if check and p.returncode != 0:
         raise AssertionError(f"snakemake failed ({p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-6000:]}")
     return p

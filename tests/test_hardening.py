@@ -319,3 +319,21 @@ def test_sudo_with_a_relative_tegrastats_path_is_refused_before_any_job(tmp_path
     cfg["energy"] = {"backend": "tegrastats", "tegrastats_sudo": True, "tegrastats_path": "tegrastats"}
     p = run_snakemake(tmp_path, cfg, "--cores", "1", "resources/dataset/manifest.csv", check=False)
     assert p.returncode != 0 and "only an absolute path" in p.stdout + p.stderr
+
+
+# --- the test helpers themselves: no Snakemake outlives its test ------------------------------------
+
+
+def test_a_timed_out_run_leaves_no_process_behind(tmp_path):
+    """run_snakemake stops Snakemake and every job it started when the test's timeout passes (a hung
+    Slurm run once left its Snakemake polling for hours after pytest was killed)."""
+    from conftest import mirror_config, run_snakemake
+
+    workdir = tmp_path / "wf"
+    t0 = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):  # the whole study cannot finish in 8 s
+        run_snakemake(workdir, mirror_config(max_utterances=2), "--cores", "1", timeout=8)
+    assert time.monotonic() - t0 < 80
+    assert (workdir / ".snakemake").exists()  # it did start
+    left = subprocess.run(["pgrep", "-af", str(workdir)], capture_output=True, text=True).stdout.strip()
+    assert not left, left

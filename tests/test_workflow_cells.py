@@ -137,6 +137,23 @@ def test_changing_the_scoring_rederives_the_tables_without_rerunning_a_cell(cell
     assert counts == {"aggregate": 1}
 
 
+def test_a_cells_missing_file_reruns_that_cell_when_the_tables_are_rebuilt(cells_run):
+    """Every file a cell writes is an input of aggregate: when the tables are rebuilt, a lost transcript
+    reruns that cell alone (while the tables stand, Snakemake leaves a missing intermediate alone)."""
+    wd, cfg = cells_run
+    lost = wd / "results/cells/whisper-tiny.en/faster-whisper/int8/white_snr10/transcripts.csv"
+    table = wd / "results/tables/cells.csv"
+    moved = [(f, f.with_name(f.name + ".aside")) for f in (lost, table)]
+    for f, aside in moved:
+        f.rename(aside)  # keeps its mtime: put back as it was
+    try:
+        counts = dry_run_jobs(wd, cfg, "results/tables/cells.csv")
+    finally:
+        for f, aside in moved:
+            aside.rename(f)
+    assert counts == {"infer": 1, "aggregate": 1}
+
+
 def test_changing_one_models_options_reruns_only_its_cells(cells_run):
     wd, cfg = cells_run
     cfg2 = copy.deepcopy(cfg)
