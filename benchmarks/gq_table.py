@@ -1,12 +1,13 @@
 """The sub-8-bit study's table, from a workflow run's results/tables/cells.csv (also after a partial run).
 
-    python benchmarks/gq_table.py ../edgeasr-gq-study [--csv docs/gq_study.csv]
+    python benchmarks/gq_table.py ../edgeasr-gq-study [--csv docs/gq_study.csv [--merge]]
 
 Prints, per model, a Markdown table (WER clean / the study's uniform-noise set, packed bytes at rest, ratio
 vs fp32 and int8 for the quantized layers) and the lowest bit width within 0.5 WER points of fp32 on clean
 audio per method and training mode. With --csv it writes the machine-readable table: one row per (model,
 method, training mode, bits or allocation, condition) with WER and its interval, CER, bytes at rest, peak
-RSS, RTFx and the decompression mode each row used.
+RSS, RTFx and the decompression mode each row used. With --merge the rows of the existing --csv that this
+run did not measure are kept (each with its own git_commit).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ CSV_COLUMNS = [
     "precision",
     "method",
     "training_mode",
+    "training_recipe",
     "bits",
     "group_size",
     "bits_per_weight_effective",
@@ -69,6 +71,7 @@ def study_rows(run_dir) -> pd.DataFrame:
                 "precision": c["precision"],
                 "method": method,
                 "training_mode": (c.get("packed_mode") or "data_free") if packed else "none",
+                "training_recipe": _num(c.get("packed_training_recipe")) if packed else None,
                 "bits": int(c["weight_bits"]) if _num(c.get("weight_bits")) else c["precision"],
                 "group_size": int(_num(c.get("packed_group_size")) or 0) if packed else None,
                 "bits_per_weight_effective": _num(c.get("packed_bits_per_weight_effective")) if packed else None,
@@ -100,6 +103,11 @@ def _order(p: str):
     return (1 if m[1] == "gq" else 2, -int(m[2]), m[3])
 
 
+def _training(r) -> str:
+    recipe = _num(getattr(r, "training_recipe", None))
+    return f"{r.training_mode} ({recipe})" if recipe else r.training_mode
+
+
 def _scales(group_size) -> str:
     g = _num(group_size)
     return "" if g is None else (f"per {int(g)}" if int(g) else "per row")
@@ -121,7 +129,7 @@ def markdown(rows: pd.DataFrame) -> str:
             r = next(r for (pp, e, _), r in by.items() if (pp, e) == (p, engine))
             clean, noisy = by.get((p, engine, "clean")), by.get((p, engine, "paper-uniform"))
             out.append(
-                f"| {p} | {engine} | {r.training_mode} | {_scales(r.group_size)} | "
+                f"| {p} | {engine} | {_training(r)} | {_scales(r.group_size)} | "
                 f"{f(r.bits_per_weight_effective)} | {f(clean.wer_pct) if clean else ''} | "
                 f"{f(noisy.wer_pct) if noisy else ''} | {f((r.bytes_at_rest or 0) / 1e6, 1)} | "
                 f"{f(r.quantized_layers_vs_fp32, 1)} | {f(r.quantized_layers_vs_int8, 1)} | "
@@ -130,7 +138,9 @@ def markdown(rows: pd.DataFrame) -> str:
             )
         base = by.get(("fp32", "transformers", "clean"))
         quantized = g[g["training_mode"] != "none"]
-        for (method, mode, gs), gg in quantized.groupby(["method", "training_mode", "group_size"]):
+        keys = ["method", "training_mode", "training_recipe", "group_size"]
+        for (method, mode, _, gs), gg in quantized.groupby(keys, dropna=False):
+            mode = _training(gg.iloc[0])
             ok = sorted(
                 int(r.bits)
                 for r in gg[gg["condition"] == "clean"].itertuples()
@@ -144,12 +154,27 @@ def markdown(rows: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+KEY = ["model", "precision", "engine", "condition"]
+
+
+def merge(new: pd.DataFrame, old_csv) -> pd.DataFrame:
+    """``new`` plus the rows of an earlier table (``old_csv``) that this run did not measure (each row keeps its
+    own git_commit and versions: the table can gather runs of several sessions)."""
+    old = pd.read_csv(old_csv).reindex(columns=CSV_COLUMNS)
+    seen = set(map(tuple, new[KEY].astype(str).values))
+    kept = old[[tuple(k) not in seen for k in old[KEY].astype(str).values]]
+    return pd.concat([kept, new], ignore_index=True).sort_values(KEY, kind="stable").reset_index(drop=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("run_dir", nargs="?", default=".")
     ap.add_argument("--csv", help="also write the machine-readable table here")
+    ap.add_argument("--merge", action="store_true", help="keep the rows of --csv that this run did not measure")
     args = ap.parse_args(argv)
     rows = study_rows(args.run_dir)
+    if args.merge and args.csv and Path(args.csv).exists():
+        rows = merge(rows, args.csv)
     print(markdown(rows))
     if args.csv:
         rows.to_csv(args.csv, index=False)

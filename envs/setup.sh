@@ -12,13 +12,15 @@ if ! "$PY" -c 'import torch, sys; v = tuple(int(x) for x in torch.__version__.sp
   "$PY" -m pip install "torch==2.13.0"
 fi
 "$PY" -m pip install -e ".[models,test]"
-# espeak-ng speaks the training speech of quantization-aware training (config/gq-study.yaml); the
-# default study does not need it. Installed here where this is root on Debian/Ubuntu (CI is).
-if ! command -v espeak-ng >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    (apt-get install -y -qq espeak-ng || { apt-get update -qq && apt-get install -y -qq espeak-ng; }) >/dev/null
-  else
-    echo "note: espeak-ng is not installed; quantization-aware training needs it (apt-get install espeak-ng)" >&2
+# espeak-ng and flite speak the training speech of quantization-aware training (config/gq-study.yaml);
+# the default study does not need them. Installed here where this is root on Debian/Ubuntu (CI is).
+for tts in espeak-ng flite; do
+  if ! command -v "$tts" >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      (apt-get install -y -qq "$tts" || { apt-get update -qq && apt-get install -y -qq "$tts"; }) >/dev/null
+    else
+      echo "note: $tts is not installed; quantization-aware training needs it (apt-get install $tts)" >&2
+    fi
   fi
-fi
+done
 "$PY" -c 'import edgeasr, torch, snakemake; print("edgeasr", edgeasr.__version__, "| torch", torch.__version__)'

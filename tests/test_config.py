@@ -82,6 +82,20 @@ def test_default_config_is_valid_and_gets_defaults(default_config):
             lambda c: c.update(training_speech={"s": {"text": "no/such/text.txt"}}),
             "training_speech.s.text: file no/such/text.txt does not exist",
         ),
+        (
+            lambda c: c.update(
+                quantizers={
+                    "q4": {"method": "gq", "bits": 4, "mode": "qat", "training": {"extracted_dir": ".", "loss": "kd"}}
+                }
+            ),
+            "quantizers.q4.training.loss: 'kd' distils from the fp32 model and needs speech",
+        ),
+        (
+            lambda c: c.update(
+                quantizers={"q4": {"method": "gq", "bits": 4, "mode": "qat", "training": {"speech": "s", "loss": "kl"}}}
+            ),
+            "quantizers.q4.training.loss: 'kl' is not allowed; allowed values: ['ce', 'kd']",
+        ),
     ],
 )
 def test_bad_config_messages(default_config, mutate, expected):

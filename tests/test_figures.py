@@ -895,6 +895,11 @@ def test_wer_vs_bits_draws_the_sub_8_bit_cells_only(gpu_cells, cpu_cells):
     d2 = F.bits_data(pd.concat([gpu_cells, mixed], ignore_index=True))
     extra = d2[d2["precision"] == "gq-mixed"].iloc[0]
     assert extra["bits"] == 4.75 and extra["mode"] == "qat"
+    # the distillation loss and the scale groups make lines of their own
+    kd = mixed.assign(precision="gq4-g64-kd", packed_training_recipe="kd, speech s, 300 steps of 4, seed 0")
+    kd = kd.assign(packed_group_size=64, weight_bits=4)
+    k = F.bits_data(pd.concat([gpu_cells, kd], ignore_index=True)).set_index("precision").loc["gq4-g64-kd"]
+    assert k["mode"] == "qat-kd" and k["method"] == "gq g64" and k["bits"] == 4.0
     assert F.bits_data(cpu_cells).empty  # no quantizer cell: the figure says so instead of drawing
     fig = F.plot_wer_vs_bits(cpu_cells)
     assert any("no sub-8-bit cell ran" in t.get_text() for ax in fig.axes for t in ax.texts)

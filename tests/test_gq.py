@@ -104,6 +104,60 @@ def test_windowed_soft_quantize_matches_full():
         assert torch.allclose(soft_quantize(y, c, tau, window=8), soft_quantize(y, c, tau, window=None), atol=1e-4)
 
 
+def _traced_window_soft_quantize(y, c, tau, window):
+    """The windowed soft quantizer written as plain autograd expressions (the reference)."""
+    from edgeasr.gq.soft import _logit_scale
+
+    yy = y if y.dim() == 2 else y.unsqueeze(0)
+    cs = torch.sort(c if c.dim() == 2 else c.unsqueeze(0), dim=-1).values
+    G, K = cs.shape
+    with torch.no_grad():
+        j = hard_assign(yy.detach(), cs.detach())
+        start = (j - (window // 2 - 1)).clamp(0, K - window)
+        idx = start.unsqueeze(-1) + torch.arange(window)
+        if G != 1:
+            idx = idx + (torch.arange(G) * K).view(G, 1, 1)
+    cw = cs.reshape(-1)[idx]
+    p = torch.softmax(-((yy.unsqueeze(-1) - cw) ** 2) * _logit_scale(K, tau), dim=-1)
+    q = (p * cw).sum(-1)
+    return q if y.dim() == 2 else q[0]
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+@pytest.mark.parametrize("tau", [1.0, 0.05, 1e-3])
+def test_window_soft_quantize_backward_matches_autograd(groups, tau):
+    """The hand-written backward of the windowed soft quantizer (QAT's hot path) gives the value and both
+    gradients that autograd gives through the same expressions."""
+    g = torch.Generator().manual_seed(7)
+    y0 = compand((torch.randn(groups, 2000, generator=g) / 3).clamp(-1, 1))
+    c0 = torch.rand(groups, 16, generator=g) * 2 - 1  # unsorted on purpose
+    w = torch.randn(groups, 2000, generator=g)
+    out = {}
+    for name, fn in (("hand", lambda y, c: soft_quantize(y, c, tau, 8)), ("traced", _traced_window_soft_quantize)):
+        y, c = y0.clone().requires_grad_(True), c0.clone().requires_grad_(True)
+        q = fn(y, c) if name == "hand" else fn(y, c, tau, 8)
+        (w * q).sum().backward()
+        out[name] = (q.detach(), y.grad, c.grad)
+    (qh, gyh, gch), (qt, gyt, gct) = out["hand"], out["traced"]
+    assert torch.allclose(qh, qt, atol=1e-6)
+    assert torch.allclose(gyh, gyt, rtol=1e-4, atol=1e-4 * float(gyt.abs().max()) + 1e-6)
+    assert torch.allclose(gch, gct, rtol=1e-4, atol=1e-4 * float(gct.abs().max()) + 1e-6)
+
+
+def test_the_window_shrinks_only_where_the_left_out_mass_is_negligible():
+    from edgeasr.gq.soft import _logit_scale, window_for
+
+    c = torch.sort(torch.linspace(-1, 1, 16) + 0.01 * torch.randn(16, generator=torch.Generator().manual_seed(0)))
+    cs = c.values.unsqueeze(0)
+    assert window_for(cs, _logit_scale(16, 1.0), 8, 1e-6) == 8  # warm: the 5th neighbour still counts
+    assert window_for(cs, _logit_scale(16, 0.01), 8, 1e-6) == 4
+    y = compand(torch.rand(20000, generator=torch.Generator().manual_seed(1)) * 2 - 1)
+    for tau in (0.1, 0.03, 0.01):
+        if window_for(cs, _logit_scale(16, tau), 8, 1e-6) == 4:
+            full = soft_quantize(y, c.values, tau, window=None)
+            assert torch.allclose(soft_quantize(y, c.values, tau, 8, tol=1e-6), full, atol=1e-5)
+
+
 # ---------------------------------------------------------------- packing
 @pytest.mark.parametrize("bits", range(1, 9))
 @pytest.mark.parametrize("n", [1, 3, 7, 13, 1001, 4099])

@@ -26,12 +26,13 @@ from edgeasr.training_speech import (
 )
 
 
-def _need_espeak():
-    if shutil.which("espeak-ng") is None:
-        msg = "espeak-ng is not installed (envs/setup.sh installs it: apt-get install espeak-ng)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)  # in CI a missing tool is an error, never a skip
-        pytest.skip(msg)
+def _need_tts():
+    for tool in ("espeak-ng", "flite"):
+        if shutil.which(tool) is None:
+            msg = f"{tool} is not installed (envs/setup.sh installs it: apt-get install {tool})"
+            if os.environ.get("CI"):
+                pytest.fail(msg)  # in CI a missing tool is an error, never a skip
+            pytest.skip(msg)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,7 @@ def test_overlapping_sentences_are_dropped_and_named(test_manifest):
 
 @pytest.fixture(scope="module")
 def speech(test_manifest, tmp_path_factory):
-    _need_espeak()
+    _need_tts()
     refs = list(pd.read_csv(test_manifest)["reference"])
     d = tmp_path_factory.mktemp("speech")
     text = d / "text.txt"
@@ -81,7 +82,8 @@ def speech(test_manifest, tmp_path_factory):
     settings = SpeechSettings(
         text=str(text),
         utterances=6,
-        noise=[{"kind": "clean"}, {"kind": "white", "snr_db": [10]}],
+        voices=("en-us", "flite:slt", "flite:rms"),  # espeak-ng and flite
+        noise=[{"kind": "clean"}, {"kind": "white", "snr_db": [10]}, {"kind": "uniform", "amplitude": 0.05}],
         seed=3,
     )
     man = build_training_speech(settings, test_manifest, d / "out", d / "out" / "report.json")
@@ -103,8 +105,12 @@ def test_distillation_data_never_contains_a_test_utterance_or_transcript(speech,
         assert hashlib.sha256(open(p, "rb").read()).hexdigest() not in test_hashes
     report = json.loads((d / "out" / "report.json").read_text())
     assert report["sentences_dropped_as_test_text"] == 2 and report["utterances"] == 6
-    assert set(man["noise_condition"]) <= {"clean", "white_snr10"}
+    assert set(man["noise_condition"]) <= {"clean", "white_snr10", "uniform_amp0.05"}
     assert man["seconds"].between(0.5, 29).all()
+    # both synthesizers spoke (seed 3 draws each), and the report names both versions
+    assert {v.split(":")[0] for v in man["voice"]} == {"en-us", "flite"}
+    assert man.loc[man["voice"].str.startswith("flite:"), "pitch"].isna().all()
+    assert report["espeak_version"].startswith("eSpeak NG") and report["flite_version"].startswith("flite")
 
 
 def test_training_speech_is_deterministic_for_a_seed(speech, test_manifest):
@@ -124,6 +130,19 @@ def test_missing_espeak_is_named(test_manifest, tmp_path):
     assert not (tmp_path / "out" / "manifest.csv").exists()
 
 
+def test_missing_flite_and_unknown_flite_voices_are_named(test_manifest, tmp_path):
+    _need_tts()
+    text = tmp_path / "t.txt"
+    text.write_text("A sentence of six plain words here.\n")
+    s = SpeechSettings(text=str(text), utterances=1, voices=("flite:slt",), flite="no-such-flite")
+    with pytest.raises(TrainingSpeechError, match="'no-such-flite' is not installed.*apt-get install flite"):
+        build_training_speech(s, test_manifest, tmp_path / "out", tmp_path / "r.json")
+    s = SpeechSettings(text=str(text), utterances=1, voices=("en-us", "flite:nobody"))
+    with pytest.raises(TrainingSpeechError, match=r"\['flite:nobody'\] are not among flite's voices"):
+        build_training_speech(s, test_manifest, tmp_path / "out", tmp_path / "r.json")
+    assert not (tmp_path / "out" / "manifest.csv").exists()
+
+
 @pytest.fixture(scope="module")
 def tiny_whisper(tmp_path_factory):
     """A tiny random Whisper with the real tiny.en tokenizer (plumbing only)."""
@@ -135,8 +154,8 @@ def tiny_whisper(tmp_path_factory):
     return build_whisper(root / "model", root / "tinyen-hf", seed=1)
 
 
-@pytest.mark.parametrize("method", ["gq", "uniform"])
-def test_training_is_deterministic_for_a_seed(speech, tiny_whisper, test_manifest, tmp_path, method):
+@pytest.mark.parametrize("method,loss", [("gq", "ce"), ("uniform", "ce"), ("gq", "kd"), ("uniform", "kd")])
+def test_training_is_deterministic_for_a_seed(speech, tiny_whisper, test_manifest, tmp_path, method, loss):
     from edgeasr.distill import teacher_targets
     from edgeasr.gq import load_packed
     from edgeasr.quantize_job import quantize_checkpoint
@@ -155,7 +174,15 @@ def test_training_is_deterministic_for_a_seed(speech, tiny_whisper, test_manifes
         "method": method,
         "bits": 3,
         "mode": "qat",
-        "training": {"speech": "s", "steps": 3, "batch_size": 2, "lr": 1e-3, "centroid_lr": 1e-3, "seed": 0},
+        "training": {
+            "speech": "s",
+            "loss": loss,
+            "steps": 3,
+            "batch_size": 2,
+            "lr": 1e-3,
+            "centroid_lr": 1e-3,
+            "seed": 0,
+        },
     }
 
     def train(name, seed):
@@ -182,6 +209,36 @@ def test_training_is_deterministic_for_a_seed(speech, tiny_whisper, test_manifes
     packed = load_packed(tmp_path / "a" / "m.gq")
     assert {layer.method for layer in packed.layers.values()} == {method}
     assert {layer.bits for layer in packed.layers.values()} == {3}
+    assert r1["training"]["loss"] == loss
+
+
+def test_kd_loss_is_zero_for_the_teacher_itself_and_trains_the_student(speech, tiny_whisper, tmp_path):
+    """The kd loss: KL to the teacher's distributions plus the encoder's relative error. Zero when the student
+    computes what the teacher computes; positive, with gradients, once the student's weights differ."""
+    import torch
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    from edgeasr.distill import distillation_batches, kd_loss
+
+    _, man, d, _ = speech
+    ids = list(man["utt_id"])
+    tokens = "50257 50362 440 290 50256"
+    targets = {"utt_id": ids, "teacher_text": "x", "teacher_tokens": tokens, "n_tokens": 5, "finished": True}
+    pd.DataFrame(targets).to_csv(tmp_path / "t.csv", index=False)
+    proc = WhisperProcessor.from_pretrained(tiny_whisper)
+    man_path = d / "out" / "manifest.csv"
+    batch = distillation_batches(man_path, tmp_path / "t.csv", proc, batch_size=2, seed=0, pad_id=0)[0]
+    teacher = WhisperForConditionalGeneration.from_pretrained(tiny_whisper).eval()
+    student = WhisperForConditionalGeneration.from_pretrained(tiny_whisper).eval()
+    loss = kd_loss(teacher, enc_weight=1.0)
+    assert abs(float(loss(student, batch))) < 1e-9
+    with torch.no_grad():
+        student.model.encoder.layers[0].fc1.weight.mul_(3.0)
+    value = loss(student, batch)
+    value.backward()
+    assert float(value) > 1e-4
+    assert student.model.encoder.layers[0].fc1.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())  # the teacher stays frozen
 
 
 @pytest.mark.parametrize("method", ["gq", "uniform"])

@@ -364,6 +364,11 @@ def _check_training_splits(config: dict) -> list[str]:
             if tr.get("extracted_dir"):
                 out.append(f"quantizers.{name}.training: give speech or extracted_dir, not both")
             continue
+        if tr.get("loss", "ce") != "ce":
+            out.append(
+                f"quantizers.{name}.training.loss: {tr['loss']!r} distils from the fp32 model and needs speech "
+                "(a training_speech entry); a labelled split (extracted_dir) trains with loss: ce"
+            )
         if not tr.get("extracted_dir"):
             out.append(
                 f"quantizers.{name}.training: mode 'qat' needs training data: speech (a training_speech entry, "

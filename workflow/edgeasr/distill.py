@@ -1,9 +1,16 @@
-"""Distillation targets for quantization-aware training: the fp32 model's own decoding of the training speech.
+"""Distillation for quantization-aware training: the fp32 model of the same checkpoint is the teacher.
 
-Sequence-level knowledge distillation (Kim and Rush, 2016): the teacher (the fp32 model of the same
-checkpoint) decodes each training utterance greedily; the quantized student is trained with the
-cross-entropy of the teacher's token sequence under teacher forcing. No label is needed, so any speech
-serves, synthesized (``edgeasr.training_speech``) or recorded.
+The teacher decodes each training utterance greedily (:func:`teacher_targets`); its token sequence is the
+decoder input under teacher forcing. Two losses (``quantizers.<name>.training.loss``):
+
+* ``ce``: sequence-level knowledge distillation (Kim and Rush, 2016), the cross-entropy of the teacher's
+  tokens (:func:`distillation_loss`);
+* ``kd``: the student matches the teacher's whole output distribution at every position (KL divergence,
+  Hinton et al., 2015) and its encoder output (mean squared error relative to the teacher's energy): a
+  dense signal that asks the quantized model to compute what the fp32 model computes, not only to emit
+  its argmax tokens (:func:`kd_loss`). The teacher runs beside the student, frozen.
+
+No label is needed, so any speech serves, synthesized (``edgeasr.training_speech``) or recorded.
 """
 
 from __future__ import annotations
@@ -119,3 +126,34 @@ def distillation_loss(model, batch):
     feats, dec_in, labels = batch
     logits = model(input_features=feats, decoder_input_ids=dec_in).logits
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+
+def kd_loss(teacher, enc_weight: float = 1.0, temperature: float = 1.0):
+    """``loss_fn(model, batch)`` of the ``kd`` distillation against the frozen ``teacher``.
+
+    KL(teacher || student) of the next-token distributions at every target position (softened by
+    ``temperature``, scaled by its square as usual), plus ``enc_weight`` times the encoder output's mean
+    squared error divided by the mean square of the teacher's encoder output (scale-free).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    T = float(temperature)
+
+    def loss(model, batch):
+        feats, dec_in, labels = batch
+        keep = labels != -100
+        with torch.no_grad():
+            t_enc = teacher.model.encoder(feats).last_hidden_state
+            t_logits = teacher(encoder_outputs=(t_enc,), decoder_input_ids=dec_in).logits[keep]
+        s_enc = model.model.encoder(feats).last_hidden_state
+        s_logits = model(encoder_outputs=(s_enc,), decoder_input_ids=dec_in).logits[keep]
+        s_logp, t_logp = F.log_softmax(s_logits / T, dim=-1), F.log_softmax(t_logits / T, dim=-1)
+        kl = F.kl_div(s_logp, t_logp, log_target=True, reduction="batchmean")
+        enc = ((s_enc - t_enc) ** 2).mean() / (t_enc**2).mean()
+        return kl * T * T + enc_weight * enc
+
+    return loss

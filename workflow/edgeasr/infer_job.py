@@ -123,8 +123,12 @@ def _finish(row, utts, wildcards, inputs, outputs, cell, energy, threads, starte
     if inputs.get("packed_report"):
         import json
 
+        from .quantize_job import training_recipe
+
         rep = json.loads(Path(inputs["packed_report"]).read_text())
         row.update({f"packed_{k}": v for k, v in rep.items() if isinstance(v, (int, float, str))})
+        if rep.get("mode") == "qat" and rep.get("training"):  # how it was trained, in one column
+            row["packed_training_recipe"] = training_recipe(rep["training"])
     if row["status"] == "failed" and cell.get("on_failure") == "stop":
         raise CellFailed(f"cell {wildcards} failed: {row['status_reason']} (inference.on_failure: stop)")
     write_csv(outputs["transcripts"], utts)

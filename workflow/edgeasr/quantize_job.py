@@ -64,6 +64,13 @@ def training_batches(q: dict, processor, test_manifest, batch_size: int = 4):
     return batches
 
 
+def training_recipe(tr: dict) -> str:
+    """One line naming how a qat checkpoint was trained (``quantizers.<name>.training``; a column of the tables)."""
+    data = f"speech {tr['speech']}" if tr.get("speech") else f"labelled {tr.get('extracted_dir')}"
+    steps = f"{tr['steps']} steps" if tr.get("steps") else f"{tr.get('epochs', 1)} epochs"
+    return f"{tr.get('loss', 'ce')}, {data}, {steps} of {tr.get('batch_size', 4)}, seed {tr.get('seed', 0)}"
+
+
 def quantize_checkpoint(
     model_dir,
     packed_path,
@@ -85,7 +92,7 @@ def quantize_checkpoint(
     """
     import torch
 
-    from .distill import distillation_batches, distillation_loss, load_whisper
+    from .distill import distillation_batches, distillation_loss, kd_loss, load_whisper
     from .gq import packed_size_report, qat_finetune, quantize_model, save_packed
 
     if family != "whisper":
@@ -108,7 +115,11 @@ def quantize_checkpoint(
                 seed=seed,
                 pad_id=int(model.generation_config.eos_token_id),
             )
-            loss_fn = distillation_loss
+            if tr.get("loss", "ce") == "kd":
+                teacher, _ = load_whisper(model_dir, threads)  # the fp32 model itself, frozen
+                loss_fn = kd_loss(teacher, float(tr.get("enc_weight", 1.0)), float(tr.get("temperature", 1.0)))
+            else:
+                loss_fn = distillation_loss
         else:
             batches = training_batches(q, processor, test_manifest)
 
@@ -149,6 +160,7 @@ def quantize_checkpoint(
         "bits": q["bits"],
         "group_size": int(q.get("group_size", 0)),
         "training": q.get("training") if mode == "qat" else None,
+        "training_recipe": training_recipe(q.get("training") or {}) if mode == "qat" else None,
         "final_loss": curve[-1]["loss"] if curve else None,
         "bytes_on_disk": Path(packed_path).stat().st_size,
     }

@@ -1,8 +1,8 @@
 """WER against weight bits, per quantizer method and training mode (the sub-8-bit study; not in the study).
 
 One panel per condition (clean first, then the study's noisy set, then the rest); one line per (model,
-method, training mode) over the bits; fp32 and int8 of the same model and engine as horizontal lines.
-A mixed allocation is drawn at its mean bits per quantized weight.
+method with its scale groups, training mode and distillation loss) over the bits; fp32 and int8 of the same
+model and engine as horizontal lines. A mixed allocation is drawn at its mean bits per quantized weight.
 """
 
 from __future__ import annotations
@@ -38,13 +38,18 @@ def bits_data(cells: pd.DataFrame) -> pd.DataFrame:
         if not is_num(bits) or not is_num(r.get("wer_pct")):
             continue
         mode = r.get("packed_mode") if isinstance(r.get("packed_mode"), str) else "data_free"
+        recipe = r.get("packed_training_recipe")
+        if mode == "qat" and isinstance(recipe, str):  # one line per distillation loss: "qat-kd", "qat-ce"
+            mode = f"qat-{recipe.split(',')[0].strip()}"
+        group = r.get("packed_group_size")
+        method = r["precision_method"] + (f" g{int(group)}" if is_num(group) and int(group) else "")
         rows.append(
             {
                 "model": r["model"],
                 "engine": r["engine"],
                 "condition": r["condition"],
                 "precision": r["precision"],
-                "method": r["precision_method"],
+                "method": method,
                 "mode": mode,
                 "bits": float(bits),
                 "wer_pct": float(r["wer_pct"]),
@@ -63,7 +68,7 @@ def plot_wer_vs_bits(cells, paper=None, **_):
     pal = sns.color_palette("colorblind", max(len(series), 3))
     models = [m for m in model_order(cells) if m in set(data["model"])]
     marker = {m: "os^Dv<>"[i % 7] for i, m in enumerate(models)}
-    style = {"data_free": "--", "qat": "-"}
+    style = {"data_free": "--", "qat": "-", "qat-ce": "-.", "qat-kd": "-"}
     labels = [f"{m} · {meth} · {mode.replace('_', '-')}" for m, meth, mode in series]
     notes = [
         "Points: corpus WER; bars: bootstrap 95 % interval over utterances. Grey lines: fp32 (solid) and "
@@ -128,6 +133,6 @@ def plot_wer_vs_bits(cells, paper=None, **_):
     draw_title(
         fig,
         "WER against weight bits: General Quantizer and the uniform ablation (not in the study)",
-        "dashed: data-free fit; solid: quantization-aware training (distilled from fp32)",
+        "dashed: data-free fit; solid: quantization-aware training distilled from fp32 (dash-dot: token loss)",
     )
     return fig

@@ -34,12 +34,21 @@ __all__ = ["qat_finetune", "SoftQuantParam", "UniformSTEParam"]
 class SoftQuantParam(nn.Module):
     """Parametrization: latent weight -> soft-quantized weight at temperature ``self.tau``."""
 
-    def __init__(self, centroids: torch.Tensor, scales: torch.Tensor, mu: float, window: int, group_size: int = 0):
+    def __init__(
+        self,
+        centroids: torch.Tensor,
+        scales: torch.Tensor,
+        mu: float,
+        window: int,
+        group_size: int = 0,
+        window_tol: float | None = None,
+    ):
         super().__init__()
         self.centroids = nn.Parameter(centroids.detach().clone().to(torch.float32))
         self.register_buffer("scales", scales.detach().clone().to(torch.float32))
         self.mu = float(mu)
         self.window = window
+        self.window_tol = window_tol  # shrink the window where the left-out mass is at most this (soft.window_for)
         self.group_size = int(group_size)
         self.tau = 1.0
 
@@ -50,9 +59,9 @@ class SoftQuantParam(nn.Module):
     def forward(self, W):
         y, s = self.companded(W)
         if self.centroids.shape[0] == 1:
-            q = soft_quantize(y.reshape(1, -1), self.centroids, self.tau, self.window).view_as(y)
+            q = soft_quantize(y.reshape(1, -1), self.centroids, self.tau, self.window, self.window_tol).view_as(y)
         else:
-            q = soft_quantize(y, self.centroids, self.tau, self.window)
+            q = soft_quantize(y, self.centroids, self.tau, self.window, self.window_tol)
         return (expand(q, self.mu) * s).view(W.shape).to(W.dtype)
 
 
@@ -99,6 +108,7 @@ def qat_finetune(
     init: str = "data-free",
     callback: Callable | None = None,
     num_threads: int | None = None,
+    window_tol: float | None = 1e-6,
 ) -> PackedModel:
     """Quantization-aware fine-tuning; modifies ``model`` in place, returns the packed model.
 
@@ -110,7 +120,9 @@ def qat_finetune(
     tau, loss)`` is called after every step.  tau defaults to the spec's schedule.
     ``num_threads`` temporarily sets torch's (process-global) thread count for the run
     (None: leave it).  Latent weights beyond the initial scales saturate; the centroid
-    learning rate should shrink with the spacing 2/K at many bits."""
+    learning rate should shrink with the spacing 2/K at many bits.  ``window_tol``: gq's softmax window
+    shrinks from the spec's window to 4 at temperatures where the centroids it leaves out carry at most
+    this much probability mass (None: always the spec's window)."""
     with torch_threads(num_threads):
         return _qat(
             model,
@@ -127,6 +139,7 @@ def qat_finetune(
             tau_end=tau_end,
             init=init,
             callback=callback,
+            window_tol=window_tol,
         )
 
 
@@ -146,6 +159,7 @@ def _qat(
     tau_end,
     init,
     callback,
+    window_tol,
 ) -> PackedModel:
     spec = spec or QuantSpec()
     if spec.method not in ("gq", "uniform"):
@@ -193,7 +207,7 @@ def _qat(
             if uniform:
                 pq = UniformSTEParam(s, bits, spec.group_size).to(mod.weight.device)
             else:
-                pq = SoftQuantParam(c, s, spec.mu, spec.window, spec.group_size).to(mod.weight.device)
+                pq = SoftQuantParam(c, s, spec.mu, spec.window, spec.group_size, window_tol).to(mod.weight.device)
             pq.tau = tau_start
             parametrize.register_parametrization(mod, "weight", pq)
             mod.parametrizations.weight.original.requires_grad_(train_weights)
@@ -278,6 +292,7 @@ def _qat(
             "tau_start": tau_start,
             "tau_end": tau_end,
             "init": init,
+            "window_tol": window_tol,
         },
     )
     return PackedModel(layers, meta, float_tensors, aliases)

@@ -98,11 +98,16 @@ def hard_assign(y: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     return idx[0] if squeeze else idx
 
 
-def soft_quantize(y: torch.Tensor, centroids: torch.Tensor, tau: float, window: int | None = 8) -> torch.Tensor:
+def soft_quantize(
+    y: torch.Tensor, centroids: torch.Tensor, tau: float, window: int | None = 8, tol: float | None = None
+) -> torch.Tensor:
     """Differentiable soft quantized value in companded space, same shape as ``y``.
 
     ``centroids`` need not be sorted (they are sorted here, differentiably).  Gradients flow
-    to both ``y`` and ``centroids``."""
+    to both ``y`` and ``centroids``.  With a window, the value and both gradients come from
+    :class:`_WindowSoftQuantize` (its backward is written out, not traced).  With ``tol``, the window
+    shrinks to 4 wherever the centroids this leaves out would carry at most ``tol`` of the probability
+    mass (:func:`window_for`, from the centroids' actual spacing and ``tau``)."""
     c = centroids if centroids.dim() > 1 else centroids.unsqueeze(0)
     yy, squeeze = _as_groups(y)
     G, K = c.shape
@@ -110,22 +115,79 @@ def soft_quantize(y: torch.Tensor, centroids: torch.Tensor, tau: float, window: 
         raise ValueError("centroid groups do not match value groups")
     cs = torch.sort(c, dim=-1).values
     scale = _logit_scale(K, tau)
+    if window is not None and tol is not None:
+        window = window_for(cs.detach(), scale, window, tol)
     if window is None or window >= K:
         d2 = (yy.unsqueeze(-1) - cs.unsqueeze(-2)) ** 2
         p = torch.softmax(-d2 * scale, dim=-1)
         q = (p * cs.unsqueeze(-2)).sum(-1)
     else:
-        with torch.no_grad():
-            j = hard_assign(yy.detach(), cs.detach())
-            start = (j - (window // 2 - 1)).clamp(0, K - window)
-            idx = start.unsqueeze(-1) + torch.arange(window, device=yy.device)
-            if G != 1:
-                idx = idx + (torch.arange(G, device=yy.device) * K).view(G, 1, 1)
-        cw = cs.reshape(-1)[idx]  # [G, n, window]
-        d2 = (yy.unsqueeze(-1) - cw) ** 2
-        p = torch.softmax(-d2 * scale, dim=-1)
-        q = (p * cw).sum(-1)
+        q = _WindowSoftQuantize.apply(yy, cs, scale, int(window))
     return q[0] if squeeze else q
+
+
+def window_for(cs: torch.Tensor, scale: float, window: int, tol: float) -> int:
+    """The smallest window of 4 or ``window`` whose left-out centroids carry at most ``tol`` of the mass.
+
+    ``cs`` sorted ``[G, K]``.  With the nearest centroid at distance at most h (half the widest gap) and
+    a left-out one at least (M/2) d - h away (d the narrowest gap), the left-out weight relative to
+    the nearest one's is below exp(-scale ((M/2 d - h)^2 - h^2)) for a window of M, each of at most K."""
+    K = cs.shape[-1]
+    if window <= 4 or K <= 4:
+        return window
+    gaps = cs[:, 1:] - cs[:, :-1]
+    d, h = float(gaps.min()), float(gaps.max()) / 2
+    reach = 2 * d - h  # M = 4
+    if reach > 0 and math.log(K) - scale * (reach * reach - h * h) <= math.log(tol):
+        return 4
+    return window
+
+
+class _WindowSoftQuantize(torch.autograd.Function):
+    """q = sum_k p_k c_k over the ``window`` centroids around the nearest one, p = softmax(-scale (y - c)^2).
+
+    Only y and the window starts are kept for the backward pass, which recomputes p and applies
+    dq/dy = 2 scale Var_p(c) and dq/dc_k = p_k (1 + 2 scale (y - c_k)(c_k - q)) (checked against
+    autograd through the same expressions in the tests).  The window axis comes before the values
+    (``[G, window, n]``): torch's CPU softmax and sums over a short last axis are about 15x slower."""
+
+    @staticmethod
+    def _window(yy, cs, scale, window, start=None):
+        G, K = cs.shape
+        if start is None:
+            j = hard_assign(yy, cs)
+            start = (j - (window // 2 - 1)).clamp(0, K - window)
+        idx = start.unsqueeze(-2) + torch.arange(window, device=yy.device).view(window, 1)  # [G, window, n]
+        if G != 1:
+            idx = idx + (torch.arange(G, device=yy.device) * K).view(G, 1, 1)
+        cw = cs.reshape(-1)[idx]
+        p = torch.softmax((yy.unsqueeze(-2) - cw).square_().mul_(-scale), dim=-2)
+        return start, idx, cw, p
+
+    @staticmethod
+    def forward(ctx, yy, cs, scale, window):
+        start, _, cw, p = _WindowSoftQuantize._window(yy, cs, scale, window)
+        ctx.save_for_backward(yy, cs, start.to(torch.int16 if cs.shape[-1] <= 32767 else torch.int64))
+        ctx.scale, ctx.window = scale, window
+        return (p * cw).sum(-2)
+
+    @staticmethod
+    def backward(ctx, g):
+        yy, cs, start = ctx.saved_tensors
+        scale = ctx.scale
+        _, idx, cw, p = _WindowSoftQuantize._window(yy, cs, scale, ctx.window, start.long())
+        pc = p * cw
+        q = pc.sum(-2, keepdim=True)
+        grad_y = None
+        if ctx.needs_input_grad[0]:
+            grad_y = g * (2.0 * scale) * ((pc * cw).sum(-2) - q.squeeze(-2).square())
+        grad_c = None
+        if ctx.needs_input_grad[1]:
+            # g p_k (1 + 2 scale (y - c_k)(c_k - q)), summed into each centroid (in float64: many terms)
+            t = (yy.unsqueeze(-2) - cw).mul_(cw - q).mul_(2.0 * scale).add_(1.0).mul_(p).mul_(g.unsqueeze(-2))
+            flat = torch.bincount(idx.reshape(-1), weights=t.reshape(-1).double(), minlength=cs.numel())
+            grad_c = flat.to(cs.dtype).view_as(cs)
+        return grad_y, grad_c, None, None
 
 
 def temperature(step: int, steps: int, tau_start: float, tau_end: float, anneal_frac: float = 0.8) -> float:
