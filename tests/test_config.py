@@ -1,6 +1,7 @@
 """Config validation: the default config, and bad configs stopped with messages naming key and values."""
 
 import copy
+import json
 
 import pytest
 
@@ -135,8 +136,9 @@ def test_schema_documents_every_key():
 
 
 def test_the_sub_8_bit_study_plans_offline(tmp_path, default_config):
-    """config/gq-study.yaml merged over the default config (as --configfile does): it validates and plans its
-    training speech once, one teacher per model, one quantizer job per (model, quantizer), one cell each."""
+    """config/gq-study.yaml merged over the default config (as --configfile does): it validates and plans each
+    training speech once, one teacher per (model, speech), one quantizer job per (model, checkpoint), one cell
+    each; quantizers that differ only in decompression share one checkpoint."""
     import yaml
     from conftest import ROOT, dry_run_jobs
 
@@ -151,8 +153,13 @@ def test_the_sub_8_bit_study_plans_offline(tmp_path, default_config):
     validate(copy.deepcopy(cfg))
     counts = dry_run_jobs(tmp_path, cfg, "results/tables/cells.csv")
     models, precisions = study["matrix"]["models"], study["matrix"]["precisions"]
-    quantizers = [p for p in precisions if p in study["quantizers"]]
-    assert counts["quantize_model"] == len(models) * len(quantizers)
-    assert counts["synthesize_training_speech"] == 1 and counts["teacher_targets"] == len(models)
+    quantizers = {p: study["quantizers"][p] for p in precisions if p in study["quantizers"]}
+    settings = [{k: v for k, v in q.items() if k != "decompression"} for q in quantizers.values()]
+    weights = {json.dumps(w, sort_keys=True) for w in settings}
+    assert len(weights) < len(quantizers)  # on-forward variants of trained checkpoints: no second training
+    assert counts["quantize_model"] == len(models) * len(weights)
+    speeches = {q["training"]["speech"] for q in quantizers.values() if q.get("mode") == "qat"}
+    assert counts["synthesize_training_speech"] == len(speeches) == 2
+    assert counts["teacher_targets"] == len(models) * len(speeches)
     assert counts["infer"] == len(models) * len(precisions) * len(study["matrix"]["conditions"])
     assert not (tmp_path / "resources").exists(), "planning must not download or write anything"

@@ -164,14 +164,27 @@ def cell_inputs(wc):
         "manifest": "resources/dataset/manifest.csv",
     }
     if wc.precision in QUANTIZERS:
-        inp["packed"] = f"resources/models/{wc.model}/quantized/{wc.precision}.gq"
-        inp["packed_report"] = f"resources/models/{wc.model}/quantized/{wc.precision}.json"
+        owner = packed_owner(wc.precision)
+        inp["packed"] = f"resources/models/{wc.model}/quantized/{owner}.gq"
+        inp["packed_report"] = f"resources/models/{wc.model}/quantized/{owner}.json"
     return inp
 
 
+def weight_settings(name):
+    """A quantizer's settings that shape its packed weights (how a cell decompresses them does not)."""
+    return {k: v for k, v in QUANTIZERS[name].items() if k != "decompression"}
+
+
+@functools.cache
+def packed_owner(precision):
+    """The quantizer whose checkpoint a cell of ``precision`` loads: the first in the config with the same
+    weight settings. Quantizers that differ only in ``decompression`` share one checkpoint (one training)."""
+    mine = weight_settings(precision)
+    return next(name for name in QUANTIZERS if weight_settings(name) == mine)
+
+
 def quantize_params(wc):
-    """The quantizer's settings that shape its packed weights (how a cell decompresses them does not)."""
-    return {k: v for k, v in QUANTIZERS[wc.precision].items() if k != "decompression"}
+    return weight_settings(wc.precision)
 
 
 def training_text(speech):
