@@ -8,7 +8,8 @@ weight from the packed codes (the general bit-unpacking path and the byte-table 
 layers with one codebook take), next to the matmul itself at one decoder token (GEMV, 1 x 512) and at a
 whole encoder window (1500 x 512). Part 2, with --model-dir and --audio: a real Whisper quantized to
 gq4 (data-free), greedy transcription of the files in each decompression mode: seconds, RTFx and peak
-weight bytes held in memory, and whether both modes decode the same text.
+weight bytes held in memory, and whether both modes decode the same text. Part 3: torch's own 4-bit weight
+kernel (aten._weight_int4pack_mm_for_cpu) against the fp32 matmul, per layer shape of tiny and base.
 """
 
 from __future__ import annotations
@@ -52,6 +53,47 @@ def layer_part(threads: int) -> dict:
             "matmul_1_token_ms": _time(lambda: dense(tok)),
             "matmul_1500_frames_ms": _time(lambda: dense(win), repeats=10),
         }
+    return out
+
+
+def int4_kernel_part(threads: int) -> dict:
+    """torch's own 4-bit weight kernel on this CPU (aten._weight_int4pack_mm_for_cpu, the one torchao's
+    int4 weight-only layout calls): the only kernel in torch that multiplies straight from packed 4-bit
+    codes. It takes affine uint4 codes with a scale per group of 32-256 weights, so it fits the uniform
+    quantizer with group-wise scales exactly (code k stands for (k - 8) * s / 7); gq's learned,
+    non-uniform levels do not fit it. Timed against the fp32 matmul of the same weights, per layer shape
+    of whisper-tiny (384 wide) and whisper-base (512 wide), at one decoder token, five (a beam of five)
+    and a whole encoder window (1500 frames); the outputs must match the fp32 matmul."""
+    import torch
+    import torch.nn.functional as F
+
+    from edgeasr.gq.core import decode, quantize_tensor
+    from edgeasr.gq.packing import unpack_bits
+
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    out = {}
+    for n, k in ((384, 384), (1536, 384), (384, 1536), (512, 512), (2048, 512), (512, 2048)):
+        layer = quantize_tensor(torch.randn(n, k) * 0.05, bits=4, method="uniform", group_size=64)
+        w = decode(layer.codes, layer.centroids, layer.scales, 4, (n, k), group_size=64)
+        codes = unpack_bits(layer.codes, 4, n * k).view(n, k).to(torch.int32)
+        packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes, 1)
+        scales = (layer.scales / 7).t().contiguous()  # [k / 64, n]
+        sz = torch.stack([scales, torch.zeros_like(scales)], dim=-1)
+        row = {"weight_bytes_fp32": n * k * 4, "weight_bytes_int4pack": packed.numel() * packed.element_size()}
+        for m in (1, 5, 1500):
+            x = torch.randn(m, k)
+            ref = F.linear(x, w)
+            got = torch.ops.aten._weight_int4pack_mm_for_cpu(x, packed, 64, sz)
+            assert torch.allclose(got, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max())), "int4 kernel differs"
+            reps = 5 if m == 1500 else 50
+            row[f"fp32_matmul_{m}_ms"] = _time(lambda: F.linear(x, w), reps)
+            row[f"int4pack_{m}_ms"] = _time(lambda: torch.ops.aten._weight_int4pack_mm_for_cpu(x, packed, 64, sz), reps)
+            xb, szb = x.to(torch.bfloat16), sz.to(torch.bfloat16)
+            row[f"int4pack_bf16_{m}_ms"] = _time(
+                lambda: torch.ops.aten._weight_int4pack_mm_for_cpu(xb, packed, 64, szb), reps
+            )
+        out[f"{n}x{k}"] = row
     return out
 
 
@@ -108,11 +150,12 @@ def main() -> None:
 
     import edgeasr
 
-    res = {"layer_2048x512_4bit": layer_part(args.threads)}
+    res = {"layer_2048x512_4bit": layer_part(args.threads), "int4_kernel": int4_kernel_part(args.threads)}
     if args.model_dir and args.audio:
         res["whisper_gq4"] = {"model_dir": args.model_dir, **model_part(args.model_dir, args.audio, args.threads)}
     res["machine"] = {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": args.threads,
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -123,6 +166,13 @@ def main() -> None:
     if args.out:
         with open(args.out, "w") as f:
             f.write(text + "\n")
+
+
+def _cpu() -> str:
+    try:
+        return next(x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":
