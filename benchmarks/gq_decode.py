@@ -70,9 +70,11 @@ def int4_kernel_part(threads: int) -> dict:
     from edgeasr.gq.core import decode, quantize_tensor
     from edgeasr.gq.packing import unpack_bits
 
+    if not hasattr(torch.ops.aten, "_weight_int4pack_mm_for_cpu"):
+        return {"available": False, "torch": torch.__version__}
     torch.manual_seed(0)
     torch.set_num_threads(threads)
-    out = {}
+    out = {"available": True}
     for n, k in ((384, 384), (1536, 384), (384, 1536), (512, 512), (2048, 512), (512, 2048)):
         layer = quantize_tensor(torch.randn(n, k) * 0.05, bits=4, method="uniform", group_size=64)
         w = decode(layer.codes, layer.centroids, layer.scales, 4, (n, k), group_size=64)

@@ -161,9 +161,22 @@ def merge(new: pd.DataFrame, old_csv) -> pd.DataFrame:
     """``new`` plus the rows of an earlier table (``old_csv``) that this run did not measure (each row keeps its
     own git_commit and versions: the table can gather runs of several sessions)."""
     old = pd.read_csv(old_csv).reindex(columns=CSV_COLUMNS)
+    # as study_rows has them: bits an int where it is a number (else the precision), counts as integers
+    old["bits"] = [int(float(b)) if _is_number(b) else b for b in old["bits"]]
     seen = set(map(tuple, new[KEY].astype(str).values))
     kept = old[[tuple(k) not in seen for k in old[KEY].astype(str).values]]
-    return pd.concat([kept, new], ignore_index=True).sort_values(KEY, kind="stable").reset_index(drop=True)
+    rows = pd.concat([kept, new], ignore_index=True).sort_values(KEY, kind="stable").reset_index(drop=True)
+    for col in ("group_size", "n_utterances", "bytes_at_rest"):
+        rows[col] = pd.to_numeric(rows[col], errors="coerce").round().astype("Int64")
+    return rows
+
+
+def _is_number(v) -> bool:
+    try:
+        float(v)
+        return not pd.isna(float(v))
+    except (TypeError, ValueError):
+        return False
 
 
 def main(argv=None) -> int:

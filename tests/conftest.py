@@ -83,33 +83,45 @@ def snakemake_cmd(workdir: Path, config: dict, *args) -> list[str]:
     ]
 
 
+try:  # looked up before any fork: the child must not import after fork in a threaded process
+    import ctypes
+
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+except (OSError, AttributeError):
+    _PRCTL = None
+
+
 def _die_with_parent() -> None:
     """In the child, before exec: SIGTERM when the test process dies, even by SIGKILL (Linux only)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def stop_process_group(proc: subprocess.Popen, grace_s: float = 60) -> None:
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 60) -> tuple[str, str]:
     """Stop ``proc`` and every process it started (its own session): SIGTERM, then SIGKILL after ``grace_s``.
 
-    SIGTERM first so that Snakemake cancels what it submitted (scancel for Slurm jobs) before it exits.
+    SIGTERM first so that Snakemake cancels what it submitted (scancel for Slurm jobs) before it exits. The
+    group is signalled even when Snakemake itself has already exited (its jobs may not have). The pipes are
+    drained meanwhile; returns what was left in them.
     """
-    if proc.poll() is not None:
-        return
+    out, err = "", ""
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
-            return
+            pass
         try:
+            o, e = proc.communicate(timeout=wait_s)
+            return out + (o or ""), err + (e or "")
+        except subprocess.TimeoutExpired as t:
+            out, err = out + _text(t.stdout), err + _text(t.stderr)
+        except ValueError:  # the pipes were already read to the end
             proc.wait(timeout=wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+            return out, err
+    return out, err
+
+
+def _text(b) -> str:
+    return b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
 
 
 def run_snakemake(
@@ -130,13 +142,17 @@ def run_snakemake(
         cwd=workdir,
         env=env,
         start_new_session=True,
-        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        preexec_fn=_die_with_parent if _PRCTL is not None else None,
     )
     try:
         out, err = proc.communicate(timeout=timeout)
-    except BaseException:  # the timeout, Ctrl-C, a failing fixture: the whole group goes
+    except subprocess.TimeoutExpired:
+        out, err = stop_process_group(proc)
+        raise subprocess.TimeoutExpired(cmd, timeout, output=out, stderr=err) from None
+    except BaseException:  # Ctrl-C, a failing fixture: the whole group goes
         stop_process_group(proc)
         raise
+    stop_process_group(proc, grace_s=5)  # a job Snakemake left behind (it exited, its group may not have)
     p = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     if check and p.returncode != 0:
         raise AssertionError(f"snakemake failed ({p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-6000:]}")

@@ -894,7 +894,10 @@ def test_wer_vs_bits_draws_the_sub_8_bit_cells_only(gpu_cells, cpu_cells):
     mixed = mixed.assign(packed_mode="qat")
     d2 = F.bits_data(pd.concat([gpu_cells, mixed], ignore_index=True))
     extra = d2[d2["precision"] == "gq-mixed"].iloc[0]
-    assert extra["bits"] == 4.75 and extra["mode"] == "qat"
+    assert extra["bits"] == 4.75 and extra["mode"] == "qat" and extra["method"] == "gq (gq-mixed)"
+    # the same checkpoint decompressed another way is the same point, drawn once
+    twin = gq.iloc[[0]].assign(precision="gq4-onforward", decompression="on-forward")
+    assert len(F.bits_data(pd.concat([gpu_cells, twin], ignore_index=True))) == len(d)
     # the distillation loss and the scale groups make lines of their own
     kd = mixed.assign(precision="gq4-g64-kd", packed_training_recipe="kd, speech s, 300 steps of 4, seed 0")
     kd = kd.assign(packed_group_size=64, weight_bits=4)

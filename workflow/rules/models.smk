@@ -78,6 +78,8 @@ rule teacher_targets:
     conda:
         "../../envs/edgeasr.yaml"
     threads: config["inference"]["threads"]
+    params:
+        language=lambda wc: model_cfg(wc.model).get("language") or config["inference"]["language"],
     script:
         "../scripts/teacher_targets.py"
 

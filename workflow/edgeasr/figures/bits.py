@@ -43,6 +43,8 @@ def bits_data(cells: pd.DataFrame) -> pd.DataFrame:
             mode = f"qat-{recipe.split(',')[0].strip()}"
         group = r.get("packed_group_size")
         method = r["precision_method"] + (f" g{int(group)}" if is_num(group) and int(group) else "")
+        if not is_num(r.get("weight_bits")):  # a mixed allocation: a point of its own, not on the line
+            method += f" ({r['precision']})"
         rows.append(
             {
                 "model": r["model"],
@@ -57,7 +59,11 @@ def bits_data(cells: pd.DataFrame) -> pd.DataFrame:
                 "hi": r.get("wer_ci_high_pct"),
             }
         )
-    return pd.DataFrame(rows, columns=cols)
+    # the same checkpoint held another way (decompression) decodes the same text: one point
+    out = pd.DataFrame(rows, columns=cols)
+    return out.drop_duplicates(["model", "engine", "condition", "method", "mode", "bits", "wer_pct"]).reset_index(
+        drop=True
+    )
 
 
 def plot_wer_vs_bits(cells, paper=None, **_):
