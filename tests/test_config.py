@@ -93,6 +93,12 @@ def test_default_config_is_valid_and_gets_defaults(default_config):
         ),
         (
             lambda c: c.update(
+                quantizers={"q4": {"method": "gq", "bits": 4, "group_size": 64, "decompression": "int4pack"}}
+            ),
+            "quantizers.q4.decompression: int4pack runs torch's int4 kernel, which takes the uniform quantizer",
+        ),
+        (
+            lambda c: c.update(
                 quantizers={"q4": {"method": "gq", "bits": 4, "mode": "qat", "training": {"speech": "s", "loss": "kl"}}}
             ),
             "quantizers.q4.training.loss: 'kl' is not allowed; allowed values: ['ce', 'kd']",

@@ -471,6 +471,57 @@ def test_hf_whisper_apply_and_generate():
     assert report["bytes_in_memory"] < packed_size_report(model, packed)["bytes_in_memory"]
 
 
+def test_int4pack_runs_uniform_4_bit_groups_on_torchs_int4_kernel_and_refuses_the_rest():
+    """decompression int4pack: a tiny random Whisper (PLUMBING ONLY), uniform 4 bits with 32-weight groups,
+    its Linear layers kept in torch's int4 layout (no float weight held) and multiplied by torch's int4 CPU
+    kernel; the logits match dequant-at-load to bfloat16 precision. gq, other bits and row scales are
+    refused with the reason."""
+    transformers = pytest.importorskip("transformers")
+    from edgeasr.gq.model import int4pack_refusal
+
+    cfg = transformers.WhisperConfig(
+        vocab_size=120,
+        num_mel_bins=16,
+        d_model=64,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        max_source_positions=20,
+        max_target_positions=16,
+        decoder_start_token_id=1,
+        pad_token_id=0,
+        eos_token_id=2,
+        bos_token_id=1,
+    )
+    torch.manual_seed(0)
+    model = transformers.WhisperForConditionalGeneration(cfg).eval()
+    packed = quantize_model(model, QuantSpec(method="uniform", bits=4, group_size=32))
+    feats = torch.randn(1, 16, 40, generator=torch.Generator().manual_seed(0))
+    dec = torch.tensor([[1, 5, 7]])
+    with torch.no_grad():
+        a = apply_packed(copy.deepcopy(model), packed)(input_features=feats, decoder_input_ids=dec).logits
+        m = apply_packed(transformers.WhisperForConditionalGeneration(cfg).eval(), packed, mode="int4pack")
+        b = m(input_features=feats, decoder_input_ids=dec).logits
+        fc1 = m.model.encoder.layers[0].fc1
+        assert isinstance(fc1, GQLinear) and "weight" not in fc1._buffers and fc1.int4_weight.dtype == torch.uint8
+        assert fc1.int4_weight.numel() == 128 * 64 // 2  # half a byte per weight
+        assert torch.allclose(fc1.weight, packed["model.encoder.layers.0.fc1"].dequantize(), rtol=1e-2, atol=1e-3)
+        assert (a - b).abs().max() <= 0.02 * a.abs().max(), (a - b).abs().max()
+        assert m.generate(feats, max_new_tokens=2).shape[0] == 1
+    for spec, words in (
+        (QuantSpec(method="gq", bits=4, group_size=32), "gq at 4 bits"),
+        (QuantSpec(method="uniform", bits=5, group_size=32), "uniform at 5 bits"),
+        (QuantSpec(method="uniform", bits=4), "group_size 0"),
+    ):
+        p = quantize_model(model, spec, steps=5)
+        assert words in int4pack_refusal(p["model.encoder.layers.0.fc1"])
+        with pytest.raises(ValueError, match=f"decompression int4pack: .*{words}"):
+            apply_packed(copy.deepcopy(model), p, mode="int4pack")
+
+
 # ---------------------------------------------------------------- group-wise scales
 def _outlier_columns(r=48, c=200, seed=0):
     """Gaussian weights whose first columns are 20x larger: one scale per row wastes most levels on them."""

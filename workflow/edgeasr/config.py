@@ -277,6 +277,7 @@ def _check_semantics(config: dict) -> None:
             if c not in names:
                 problems.append(f"matrix.conditions[{i}]: {c!r} is not a noise condition; defined: {names}")
     problems += _check_training_splits(config)
+    problems += _check_decompression(config)
     problems += check_paths(config)
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
@@ -344,6 +345,27 @@ def check_paths(config: dict) -> list[str]:
 
 def _ids(v) -> set[str] | str:
     return "all" if v == "all" else {str(x) for x in v}
+
+
+INT4PACK_GROUPS = (32, 64, 128, 256)  # edgeasr.gq.model.INT4PACK_GROUPS (not imported here: no torch at planning)
+
+
+def _check_decompression(config: dict) -> list[str]:
+    """decompression int4pack: torch's int4 CPU kernel, for the uniform quantizer at 4 bits, group-wise."""
+    out = []
+    for name, q in (config.get("quantizers") or {}).items():
+        if q.get("decompression") != "int4pack":
+            continue
+        fit = q.get("method") == "uniform" and q.get("bits") == 4 and q.get("group_size") in INT4PACK_GROUPS
+        if not fit:
+            out.append(
+                f"quantizers.{name}.decompression: int4pack runs torch's int4 kernel, which takes the uniform "
+                f"quantizer at bits: 4 with group_size in {list(INT4PACK_GROUPS)} (this one: method "
+                f"{q.get('method')}, bits {q.get('bits')}, group_size {q.get('group_size')}); use on-forward"
+            )
+        if config["inference"].get("device") in ("cuda", "jetson"):
+            out.append(f"quantizers.{name}.decompression: int4pack runs on a CPU (inference.device is cuda/jetson)")
+    return out
 
 
 def _check_training_splits(config: dict) -> list[str]:

@@ -25,7 +25,25 @@ __all__ = [
 
 FORMAT_NAME = "edgeasr.gq"
 FORMAT_VERSION = 1
-_MODES = ("dequant-at-load", "on-forward")
+_MODES = ("dequant-at-load", "on-forward", "int4pack")
+INT4PACK_GROUPS = (32, 64, 128, 256)
+
+
+def int4pack_refusal(layer: PackedLayer) -> str | None:
+    """Why ``layer`` cannot run on torch's int4 CPU kernel (None: it can).
+
+    The kernel (``aten._weight_int4pack_mm_for_cpu``) multiplies straight from 4-bit codes with one
+    affine scale per group of 32-256 weights: (code - 8) * scale + zero. The uniform quantizer's 4-bit
+    grid is exactly that (code k stands for (k - 8) * s / 7); gq's learned levels are not affine."""
+    if layer.method != "uniform" or int(layer.bits) != 4:
+        return f"it is {layer.method} at {layer.bits} bits; the int4 kernel takes the uniform quantizer at 4 bits"
+    if int(layer.group_size) not in INT4PACK_GROUPS:
+        return f"group_size {layer.group_size}: the int4 kernel takes one scale per {INT4PACK_GROUPS} weights"
+    if layer.kind != "linear" or len(layer.shape) != 2 or int(layer.shape[1]) % int(layer.group_size):
+        return f"shape {tuple(layer.shape)} is not a Linear weight whose rows divide into groups"
+    if not hasattr(torch.ops.aten, "_weight_int4pack_mm_for_cpu"):
+        return f"torch {torch.__version__} has no int4 CPU kernel (aten._weight_int4pack_mm_for_cpu)"
+    return None
 
 
 class PackedModel(Mapping):
@@ -206,7 +224,11 @@ class GQLinear(nn.Module):
     buffer ``weight`` (fast; same memory as nn.Linear).  mode="on-forward": only the packed
     codes, the decompressed centroid table and the scales are kept, and the float weight is
     rebuilt on every forward (saves weight memory between calls, costs an unpack per call).
-    Either way the matmul itself runs in floating point (the input's dtype)."""
+    Either way the matmul itself runs in floating point (the input's dtype).
+    mode="int4pack" (the uniform quantizer at 4 bits with group-wise scales, on a CPU): the codes are
+    kept in torch's int4 layout and torch's int4 kernel multiplies straight from them, with the
+    activations in bfloat16 (the kernel's fast path; its float32 path is 8-60x slower than a float32
+    matmul here, benchmarks/gq_decode.py); the output returns in the input's dtype."""
 
     def __init__(
         self,
@@ -227,7 +249,19 @@ class GQLinear(nn.Module):
         self.shape = tuple(layer.shape)
         self.method = layer.method
         self.group_size = int(layer.group_size)
-        if mode == "on-forward":
+        if mode == "int4pack":
+            why = int4pack_refusal(layer)
+            if why:
+                raise ValueError(f"decompression int4pack: {why}")
+            from .packing import unpack_bits
+
+            codes = unpack_bits(layer.codes, 4, layer.numel).view(self.out_features, self.in_features)
+            packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes.to(torch.int32).contiguous(), 1)
+            self.register_buffer("int4_weight", packed)
+            scales = (layer.scales.to(torch.float32) / 7).t().contiguous()  # [in / group, out]: code k -> (k-8) s/7
+            sz = torch.stack([scales, torch.zeros_like(scales)], dim=-1).to(torch.bfloat16)
+            self.register_buffer("scales_and_zeros", sz)
+        elif mode == "on-forward":
             self.register_buffer("codes", layer.codes.clone().to(device))
             self.register_buffer("codebook", layer.codebook().to(device))
             self.register_buffer("scales", layer.scales.clone().to(device))
@@ -246,8 +280,18 @@ class GQLinear(nn.Module):
     def from_packed(cls, layer: PackedLayer, bias=None, mode="dequant-at-load", **kw):
         return cls(layer, bias=bias, mode=mode, **kw)
 
+    def _int4_matmul(self, x2: torch.Tensor) -> torch.Tensor:
+        if x2.device.type != "cpu":
+            raise RuntimeError("decompression int4pack runs on a CPU (torch's int4 CPU kernel)")
+        return torch.ops.aten._weight_int4pack_mm_for_cpu(
+            x2.to(torch.bfloat16), self.int4_weight, self.group_size, self.scales_and_zeros
+        )
+
     def dequantized_weight(self, dtype=None) -> torch.Tensor:
-        if self.mode == "on-forward" and "byte_table" in self._buffers:
+        if self.mode == "int4pack":  # for code that reads .weight: the kernel applied to the identity
+            eye = torch.eye(self.in_features, dtype=torch.bfloat16)
+            w = self._int4_matmul(eye).t().to(torch.float32).contiguous()
+        elif self.mode == "on-forward" and "byte_table" in self._buffers:
             n = self.out_features * self.in_features
             vals = self._buffers["byte_table"].index_select(0, self.codes.long()).reshape(-1)[:n]
             w = apply_scales(vals.view(self.out_features, self.in_features), self.scales, self.group_size)
@@ -259,11 +303,16 @@ class GQLinear(nn.Module):
 
     def __getattr__(self, name):
         # HF code sometimes reads `.weight` (dtype/device); give it the float weight.
-        if name == "weight" and "codes" in self.__dict__.get("_buffers", {}):
+        buffers = self.__dict__.get("_buffers", {})
+        if name == "weight" and ("codes" in buffers or "int4_weight" in buffers):
             return self.dequantized_weight()
         return super().__getattr__(name)
 
     def forward(self, x):
+        if self.mode == "int4pack":
+            y = self._int4_matmul(x.reshape(-1, self.in_features)).to(x.dtype)
+            y = y.reshape(*x.shape[:-1], self.out_features)
+            return y if self.bias is None else y + self.bias.to(x.dtype)
         w = self.dequantized_weight(x.dtype)
         b = None if self.bias is None else self.bias.to(x.dtype)
         return F.linear(x, w, b)
@@ -313,6 +362,11 @@ def apply_packed(
     architecture becomes the quantized model."""
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}")
+    if mode == "int4pack":
+        refused = {n: why for n, layer in packed.layers.items() if (why := int4pack_refusal(layer))}
+        if refused:
+            name, why = next(iter(refused.items()))
+            raise ValueError(f"decompression int4pack: {len(refused)} layers cannot use it, e.g. {name}: {why}")
     if load_float and packed.float_tensors:
         sd = model.state_dict()
         for k, t in packed.float_tensors.items():
