@@ -49,7 +49,8 @@ CSV_COLUMNS = [
 
 
 def _num(v):
-    return None if v is None or (isinstance(v, float) and pd.isna(v)) else v
+    """None for a missing value (None, NaN, or pandas' NA of a nullable column after --merge), else v."""
+    return None if v is None or (pd.api.types.is_scalar(v) and pd.isna(v)) else v
 
 
 def cells_on_disk(run_dir) -> pd.DataFrame:
