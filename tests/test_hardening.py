@@ -337,3 +337,26 @@ def test_a_timed_out_run_leaves_no_process_behind(tmp_path):
     assert (workdir / ".snakemake").exists()  # it did start
     left = subprocess.run(["pgrep", "-af", str(workdir)], capture_output=True, text=True).stdout.strip()
     assert not left, left
+
+
+def test_a_workflow_importing_another_checkouts_package_stops_naming_both(tmp_path):
+    # envs/setup.sh installs edgeasr editable: after running it in a second clone, a workflow here would
+    # run that clone's code. Snakemake stops before any job and says how to fix it.
+    import shutil
+
+    from edgeasr.config import package_checkout_mismatch
+
+    wf = tmp_path / "wf"
+    shutil.copytree(ROOT / "workflow", wf / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "config", wf / "config")
+    shutil.copy(ROOT / "Snakefile", wf / "Snakefile")
+    msg = package_checkout_mismatch(wf, ROOT / "workflow" / "edgeasr")
+    assert msg and str(wf) in msg and str(ROOT / "workflow" / "edgeasr") in msg and "envs/setup.sh" in msg
+    assert package_checkout_mismatch(ROOT, ROOT / "workflow" / "edgeasr") is None  # its own package
+    installed = tmp_path / "site-packages" / "edgeasr"  # a non-editable install is not another checkout
+    installed.mkdir(parents=True)
+    assert package_checkout_mismatch(wf, installed) is None
+    p = subprocess.run(["snakemake", "-n", "--cores", "1"], cwd=wf, capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0
+    out = p.stdout + p.stderr
+    assert "imports edgeasr from another checkout" in out and str(wf) in out, out[-2000:]

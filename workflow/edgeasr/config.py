@@ -17,6 +17,28 @@ class ConfigError(ValueError):
     pass
 
 
+def package_checkout_mismatch(workflow_basedir, package_dir=None) -> str | None:
+    """The error to stop on when the ``edgeasr`` Python imports is another checkout's, else None.
+
+    ``envs/setup.sh`` installs the package editable, so after running it in a second clone every workflow
+    on the machine imports that clone's code: jobs would run code this checkout does not hold, inputs
+    that name package files (the training text) point into the other clone and look changed, and rows
+    would carry the wrong provenance. A package installed into site-packages (not a checkout) is left alone.
+    """
+    here = (Path(workflow_basedir) / "workflow" / "edgeasr").resolve()
+    pkg = Path(package_dir if package_dir is not None else Path(__file__).parent).resolve()
+    if pkg == here or not here.is_dir():
+        return None
+    other_root = pkg.parent.parent
+    if not (other_root / "Snakefile").is_file():  # an installed copy, not another checkout
+        return None
+    return (
+        f"this workflow ({Path(workflow_basedir).resolve()}) imports edgeasr from another checkout ({pkg}): "
+        f"its jobs would run that checkout's code. Run `bash envs/setup.sh` in {Path(workflow_basedir).resolve()} "
+        f"(or `pip install -e {Path(workflow_basedir).resolve()}`) to use this checkout's package."
+    )
+
+
 def load_config_file(path) -> dict:
     """Read one YAML config file; an empty file, a syntax error or a top level that is not a mapping is a
     ConfigError naming the file (and the line and column of a syntax error)."""

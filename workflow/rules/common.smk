@@ -14,6 +14,10 @@ from edgeasr.noise import expand_conditions
 from edgeasr.training_speech import text_path
 from edgeasr.precision import Plan, plan as precision_plan, resolve_device
 
+_foreign = ecfg.package_checkout_mismatch(workflow.basedir)
+if _foreign:
+    raise WorkflowError(_foreign)
+
 try:
     # once, against workflow/schemas/config.schema.yaml: defaults filled from the schema, messages that
     # name the key and the allowed values, then the checks a schema cannot express
