@@ -58,13 +58,19 @@ def cells_on_disk(run_dir) -> pd.DataFrame:
     aggregate derives it (edgeasr.aggregate.build_tables, default scoring), without its matrix: for runs
     that measured chosen cells only."""
     from edgeasr.aggregate import CellFiles, build_tables
+    from edgeasr.config import load_schema
 
     names = ("cell.json", "transcripts.csv", "power.log", "power_markers.jsonl")
     folders = sorted(p.parent for p in Path(run_dir, "results", "cells").glob("*/*/*/*/cell.json"))
     files = [CellFiles(*(str(f / n) for n in names)) for f in folders if all((f / n).exists() for n in names)]
     if not files:
         raise SystemExit(f"no cell under {Path(run_dir, 'results', 'cells')}")
-    scoring = {"samples": 1000, "seed": 0, "confidence": 0.95}
+    defaults = {k: v["default"] for k, v in load_schema()["properties"]["scoring"]["properties"].items()}
+    scoring = {  # as results.smk passes config["scoring"] to aggregate
+        "samples": defaults["bootstrap_samples"],
+        "seed": defaults["bootstrap_seed"],
+        "confidence": defaults["confidence"],
+    }
     cells, _ = build_tables(files, [], {}, {}, "", scoring=scoring, energy={"rails": None, "interval_ms": None})
     return cells
 
@@ -205,7 +211,6 @@ def merge(new: pd.DataFrame, old_csv) -> pd.DataFrame:
 
 def _is_number(v) -> bool:
     try:
-        float(v)
         return not pd.isna(float(v))
     except (TypeError, ValueError):
         return False

@@ -427,18 +427,19 @@ def test_manual_fit_gradient_matches_autograd():
         assert torch.allclose(grad2, c.grad, atol=1e-4 * float(c.grad.abs().max()) + 1e-6)
 
 
-def test_hf_whisper_apply_and_generate():
-    transformers = pytest.importorskip("transformers")
+def _random_tiny_whisper(transformers, d_model: int, ffn_dim: int):
+    """A 1+1-layer Whisper with random weights (PLUMBING ONLY), seeded, with its config, 40 frames of random
+    features and three decoder ids."""
     cfg = transformers.WhisperConfig(
         vocab_size=120,
         num_mel_bins=16,
-        d_model=32,
+        d_model=d_model,
         encoder_layers=1,
         decoder_layers=1,
         encoder_attention_heads=2,
         decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
+        encoder_ffn_dim=ffn_dim,
+        decoder_ffn_dim=ffn_dim,
         max_source_positions=20,
         max_target_positions=16,
         decoder_start_token_id=1,
@@ -448,6 +449,13 @@ def test_hf_whisper_apply_and_generate():
     )
     torch.manual_seed(0)
     model = transformers.WhisperForConditionalGeneration(cfg).eval()
+    feats = torch.randn(1, 16, 40, generator=torch.Generator().manual_seed(0))
+    return cfg, model, feats, torch.tensor([[1, 5, 7]])
+
+
+def test_hf_whisper_apply_and_generate():
+    transformers = pytest.importorskip("transformers")
+    cfg, model, feats, dec = _random_tiny_whisper(transformers, d_model=32, ffn_dim=64)
     spec = QuantSpec(bits={"model.encoder.*": 4, "model.decoder.*": 6, "*": 4})
     packed = quantize_model(model, spec)
     assert "proj_out" not in packed and packed.meta["skipped"]["proj_out"] == "skip pattern"
@@ -455,8 +463,6 @@ def test_hf_whisper_apply_and_generate():
     assert packed["model.decoder.layers.0.encoder_attn.q_proj"].bits == 6
     assert not any(n.endswith("conv1") or n.endswith("conv2") for n in packed)  # conv optional
     assert packed.float_aliases.get("proj_out.weight") == "model.decoder.embed_tokens.weight"
-    feats = torch.randn(1, 16, 40, generator=torch.Generator().manual_seed(0))
-    dec = torch.tensor([[1, 5, 7]])
     with torch.no_grad():
         a = apply_packed(copy.deepcopy(model), packed)(input_features=feats, decoder_input_ids=dec).logits
         fresh = transformers.WhisperForConditionalGeneration(cfg).eval()
@@ -479,28 +485,8 @@ def test_int4pack_runs_uniform_4_bit_groups_on_torchs_int4_kernel_and_refuses_th
     transformers = pytest.importorskip("transformers")
     from edgeasr.gq.model import int4pack_refusal
 
-    cfg = transformers.WhisperConfig(
-        vocab_size=120,
-        num_mel_bins=16,
-        d_model=64,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
-        max_source_positions=20,
-        max_target_positions=16,
-        decoder_start_token_id=1,
-        pad_token_id=0,
-        eos_token_id=2,
-        bos_token_id=1,
-    )
-    torch.manual_seed(0)
-    model = transformers.WhisperForConditionalGeneration(cfg).eval()
+    cfg, model, feats, dec = _random_tiny_whisper(transformers, d_model=64, ffn_dim=128)
     packed = quantize_model(model, QuantSpec(method="uniform", bits=4, group_size=32))
-    feats = torch.randn(1, 16, 40, generator=torch.Generator().manual_seed(0))
-    dec = torch.tensor([[1, 5, 7]])
     with torch.no_grad():
         a = apply_packed(copy.deepcopy(model), packed)(input_features=feats, decoder_input_ids=dec).logits
         m = apply_packed(transformers.WhisperForConditionalGeneration(cfg).eval(), packed, mode="int4pack")

@@ -25,17 +25,17 @@ def package_checkout_mismatch(workflow_basedir, package_dir=None) -> str | None:
     that name package files (the training text) point into the other clone and look changed, and rows
     would carry the wrong provenance. A package installed into site-packages (not a checkout) is left alone.
     """
-    here = (Path(workflow_basedir) / "workflow" / "edgeasr").resolve()
+    root = Path(workflow_basedir).resolve()
+    here = root / "workflow" / "edgeasr"
     pkg = Path(package_dir if package_dir is not None else Path(__file__).parent).resolve()
     if pkg == here or not here.is_dir():
         return None
-    other_root = pkg.parent.parent
-    if not (other_root / "Snakefile").is_file():  # an installed copy, not another checkout
+    if not (pkg.parent.parent / "Snakefile").is_file():  # an installed copy, not another checkout
         return None
     return (
-        f"this workflow ({Path(workflow_basedir).resolve()}) imports edgeasr from another checkout ({pkg}): "
-        f"its jobs would run that checkout's code. Run `bash envs/setup.sh` in {Path(workflow_basedir).resolve()} "
-        f"(or `pip install -e {Path(workflow_basedir).resolve()}`) to use this checkout's package."
+        f"this workflow ({root}) imports edgeasr from another checkout ({pkg}): its jobs would run that "
+        f"checkout's code. Run `bash envs/setup.sh` in {root} (or `pip install -e {root}`) to use this checkout's "
+        "package."
     )
 
 
@@ -369,7 +369,8 @@ def _ids(v) -> set[str] | str:
     return "all" if v == "all" else {str(x) for x in v}
 
 
-INT4PACK_GROUPS = (32, 64, 128, 256)  # edgeasr.gq.model.INT4PACK_GROUPS (not imported here: no torch at planning)
+# the group sizes torch's int4 CPU kernel takes; edgeasr.gq.model uses this one (here: no torch at planning)
+INT4PACK_GROUPS = (32, 64, 128, 256)
 
 
 def _check_decompression(config: dict) -> list[str]:

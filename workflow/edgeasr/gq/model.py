@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import INT4PACK_GROUPS
 from .core import PackedLayer, _as_rows, _gq_layers, _uniform_layer, apply_scales, decode, make_layer
 from .soft import torch_threads
 from .spec import QuantSpec
@@ -26,7 +27,6 @@ __all__ = [
 FORMAT_NAME = "edgeasr.gq"
 FORMAT_VERSION = 1
 _MODES = ("dequant-at-load", "on-forward", "int4pack")
-INT4PACK_GROUPS = (32, 64, 128, 256)
 
 
 def int4pack_refusal(layer: PackedLayer) -> str | None:
