@@ -584,3 +584,71 @@ def test_qat_with_group_scales_keeps_them(method):
     fresh = apply_packed(nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 4)), packed)
     with torch.no_grad():
         assert torch.equal(fresh(X), student(X))
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("method,train_other", [("gq", False), ("uniform", False), ("gq", True)])
+def test_qat_killed_and_resumed_ends_with_the_same_bytes(method, train_other, tmp_path):
+    """Plumbing test on a toy regression model (not evidence about ASR accuracy): a run killed after a
+    save and started again goes on from the save (steps 4..10 only) and ends with the same packed bytes
+    and the same losses as a run that was never stopped; another fingerprint is never resumed."""
+    from edgeasr.gq import save_packed
+    from edgeasr.gq.qat import ResumeFile
+
+    torch.manual_seed(0)
+    teacher = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 4))
+    X = torch.randn(192, 16)
+    with torch.no_grad():
+        Y = teacher(X)
+    batches = [(X[i : i + 64], Y[i : i + 64]) for i in range(0, 192, 64)]  # 3 batches, cycled over 10 steps
+    spec = QuantSpec(method=method, bits=3)
+    loss_fn = lambda m, b: nn.functional.mse_loss(m(b[0]), b[1])
+
+    def run(resume=None, kill_at=None):
+        torch.manual_seed(1)
+        losses = []
+
+        def cb(step, tau, loss):
+            losses.append((step, loss))
+            if step + 1 == kill_at:
+                raise _Killed
+
+        student = copy.deepcopy(teacher)
+        packed = qat_finetune(
+            student,
+            loss_fn,
+            batches,
+            spec,
+            steps=10,
+            lr=3e-3,
+            num_threads=1,
+            callback=cb,
+            resume=resume,
+            train_other=train_other,
+        )
+        out = tmp_path / f"{len(list(tmp_path.iterdir()))}.gq"
+        save_packed(packed, out)
+        return out.read_bytes() + b"".join(p.detach().numpy().tobytes() for p in student.parameters()), losses
+
+    straight, straight_losses = run()
+    path = tmp_path / "run.resume"
+    with pytest.raises(_Killed):  # saves after every step (every_s=0), killed in the callback of step 5
+        run(ResumeFile(path, {"run": 1}, every_s=0), kill_at=5)
+    assert path.exists() and torch.load(path, weights_only=False)["step"] == 4
+    resumed, resumed_losses = run(ResumeFile(path, {"run": 1}, every_s=0))
+    assert [s for s, _ in resumed_losses] == list(range(4, 10))  # only the steps after the save
+    assert resumed == straight and resumed_losses == straight_losses[4:]
+    assert torch.load(path, weights_only=False)["step"] == 9  # the last save; removing it is the caller's
+    ResumeFile(path, {"run": 1}).remove()
+    # another fingerprint: the file is set aside, the run starts afresh and still ends the same
+    with pytest.raises(_Killed):
+        run(ResumeFile(path, {"run": 1}, every_s=0), kill_at=3)
+    fresh = ResumeFile(path, {"run": 2}, every_s=0)
+    again, again_losses = run(fresh)
+    assert again == straight and [s for s, _ in again_losses] == list(range(10))
+    assert path.with_name("run.resume.stale").exists()
+    fresh.remove()
+    assert not path.exists() and not path.with_name("run.resume.stale").exists()

@@ -341,3 +341,75 @@ def test_targets_the_teacher_did_not_finish_are_left_out(speech, tiny_whisper, t
     targets.iloc[:-1].to_csv(tmp_path / "short.csv", index=False)
     with pytest.raises(DistillError, match="no teacher target for 1 utterances"):
         distillation_batches(d / "out" / "manifest.csv", tmp_path / "short.csv", proc, batch_size=3, seed=0, pad_id=0)
+
+
+def test_a_killed_training_job_resumes_and_ends_with_the_same_bytes(
+    speech, tiny_whisper, test_manifest, tmp_path, monkeypatch
+):
+    """The training job saves its progress beside its packed output (not one of the job's outputs, so
+    Snakemake keeps it when the job is killed); started again, it goes on from there and writes the same
+    bytes and loss curve as an uninterrupted run, then removes the file.  A changed recipe starts afresh."""
+    from edgeasr.distill import teacher_targets
+    from edgeasr.gq.qat import ResumeFile
+    from edgeasr.quantize_job import quantize_checkpoint, resume_path
+
+    _, _, d, _ = speech
+    targets = tmp_path / "teacher.csv"
+    t = teacher_targets(tiny_whisper, d / "out" / "manifest.csv", targets, max_new_tokens=8)
+    t["finished"] = True  # random weights never finish (see test_training_is_deterministic_for_a_seed)
+    t.to_csv(targets, index=False)
+    q = {
+        "method": "gq",
+        "bits": 3,
+        "mode": "qat",
+        "training": {"speech": "s", "loss": "kd", "steps": 5, "batch_size": 2, "lr": 1e-3, "seed": 0},
+    }
+
+    def train(name, qq=q):
+        out = tmp_path / name
+        report = quantize_checkpoint(
+            tiny_whisper,
+            out / "m.gq",
+            out / "m.json",
+            qq,
+            test_manifest=test_manifest,
+            curve_path=out / "loss.csv",
+            training_manifest=d / "out" / "manifest.csv",
+            teacher_targets=targets,
+            resume_every_s=0,
+        )
+        return report, (out / "m.gq").read_bytes(), pd.read_csv(out / "loss.csv")
+
+    r_straight, straight, c_straight = train("straight")
+    assert not resume_path(tmp_path / "straight" / "m.gq").exists()  # removed once the outputs are written
+
+    class Killed(Exception):
+        pass
+
+    save = ResumeFile.save
+
+    def save_then_die(self, state):
+        save(self, state)
+        if state["step"] == 3:
+            raise Killed
+
+    monkeypatch.setattr(ResumeFile, "save", save_then_die)
+    with pytest.raises(Killed):
+        train("killed")
+    monkeypatch.setattr(ResumeFile, "save", save)
+    rp = resume_path(tmp_path / "killed" / "m.gq")
+    assert rp.exists() and not (tmp_path / "killed" / "m.gq").exists()
+    r, resumed, c = train("killed")
+    assert resumed == straight and not rp.exists()
+    assert c["step"].tolist() == [1, 2, 3, 4, 5] and c["loss"].tolist() == c_straight["loss"].tolist()
+    assert c["elapsed_s"].is_monotonic_increasing and r["fit_s"] >= c["elapsed_s"].iloc[-1]
+
+    # killed again, then started with another seed: the saved state is not resumed
+    monkeypatch.setattr(ResumeFile, "save", save_then_die)
+    with pytest.raises(Killed):
+        train("changed")
+    monkeypatch.setattr(ResumeFile, "save", save)
+    other = {**q, "training": {**q["training"], "seed": 1}}
+    _, b_other, c_other = train("changed", other)
+    _, b_fresh, c_fresh = train("fresh", other)
+    assert b_other == b_fresh and c_other["loss"].tolist() == c_fresh["loss"].tolist() and b_other != straight

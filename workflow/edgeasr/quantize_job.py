@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -76,6 +77,42 @@ def training_recipe(tr: dict) -> str:
     return out + f", seed {tr.get('seed', 0)}"
 
 
+def resume_path(packed_path) -> Path:
+    """Where a QAT job keeps its progress: beside its packed checkpoint, never one of the job's outputs (so
+    Snakemake does not delete it when the job is killed)."""
+    p = Path(packed_path)
+    return p.with_name(p.name + ".resume")
+
+
+def training_fingerprint(model_dir, q: dict, threads: int, training_manifest=None, **inputs) -> dict:
+    """Everything a QAT run's result depends on: the quantizer's settings, the thread count, the model's
+    files, the training speech (its manifest and every audio file it names), the other input files and the
+    training code (edited code never resumes an older run's state)."""
+    import pandas as pd
+    import torch
+
+    from . import distill
+    from .download import file_digest
+    from .gq import qat
+
+    def digest(p):
+        return file_digest(p, "sha256") if p is not None and Path(p).is_file() else None
+
+    audio = []
+    if training_manifest is not None and Path(training_manifest).is_file():
+        audio = [digest(a) for a in pd.read_csv(training_manifest)["audio_path"]]
+    return {
+        "quantizer": json.loads(json.dumps(q, sort_keys=True, default=str)),
+        "threads": int(threads),
+        "torch": torch.__version__,
+        "model": {str(f.relative_to(model_dir)): digest(f) for f in sorted(Path(model_dir).rglob("*")) if f.is_file()},
+        "training_manifest": digest(training_manifest),
+        "training_audio": audio,
+        "inputs": {k: digest(v) for k, v in sorted(inputs.items())},
+        "code": [digest(f) for f in (qat.__file__, distill.__file__, __file__)],
+    }
+
+
 def quantize_checkpoint(
     model_dir,
     packed_path,
@@ -88,17 +125,22 @@ def quantize_checkpoint(
     curve_path=None,
     training_manifest=None,
     teacher_targets=None,
+    resume_every_s: float = 300.0,
 ) -> dict:
     """Quantize one checkpoint: data-free, or quantization-aware training (``mode: qat``).
 
     QAT trains on ``training_manifest`` (synthesized speech) against ``teacher_targets`` (the fp32 model's
     decoding of it: distillation), or, with ``training.extracted_dir``, on a labelled LibriSpeech split.
-    The loss curve (step, temperature, loss) goes to ``curve_path``.
+    The loss curve (step, temperature, loss) goes to ``curve_path``.  Training saves its progress every
+    ``resume_every_s`` seconds to ``resume_path(packed_path)``; a job started again after being killed goes
+    on from there when nothing it depends on changed (``training_fingerprint``), and ends with the same
+    bytes.  ``fit_s`` then counts the time of every attempt's training, not the lost steps.
     """
     import torch
 
     from .distill import distillation_batches, distillation_loss, kd_loss, load_whisper
     from .gq import packed_size_report, qat_finetune, quantize_model, save_packed
+    from .gq.qat import ResumeFile
 
     if family != "whisper":
         raise QuantizeError(f"quantizers are wired for the whisper family here, not {family!r}")
@@ -106,8 +148,24 @@ def quantize_checkpoint(
     model, processor = load_whisper(model_dir, threads)
     curve: list[dict] = []
     t0 = time.perf_counter()
+    offset_s = 0.0  # training time of earlier attempts (resumed runs)
+    resume = None
     mode = q.get("mode", "data_free")
     if mode == "qat":
+        resume = ResumeFile(
+            resume_path(packed_path),
+            training_fingerprint(
+                model_dir, q, threads, training_manifest, teacher_targets=teacher_targets, test_manifest=test_manifest
+            ),
+            every_s=resume_every_s,
+            extra=lambda: {"curve": list(curve), "fit_s": offset_s + time.perf_counter() - t0},
+        )
+        saved = resume.load()
+        if saved is not None:
+            curve = [r for r in saved["extra"]["curve"] if r["step"] <= saved["step"]]
+            offset_s = float(saved["extra"]["fit_s"])
+            t0 = time.perf_counter()
+            log.info("resuming from step %d (%.0f s of training before)", saved["step"], offset_s)
         tr = q.get("training") or {}
         seed = int(tr.get("seed", 0))
         torch.manual_seed(seed)
@@ -133,7 +191,7 @@ def quantize_checkpoint(
                 return m(input_features=feats, labels=labels).loss
 
         def record(step, tau, loss):
-            curve.append({"step": step + 1, "tau": tau, "loss": loss, "elapsed_s": time.perf_counter() - t0})
+            curve.append({"step": step + 1, "tau": tau, "loss": loss, "elapsed_s": offset_s + time.perf_counter() - t0})
             if step % 10 == 0:
                 log.info("qat step %d: loss %.4f (tau %.3g)", step + 1, loss, tau)
 
@@ -147,10 +205,11 @@ def quantize_checkpoint(
             lr=float(tr.get("lr", 1e-4)),
             centroid_lr=tr.get("centroid_lr"),
             callback=record,
+            resume=resume,
         )
     else:
         packed = quantize_model(model, spec)
-    fit_s = time.perf_counter() - t0
+    fit_s = offset_s + time.perf_counter() - t0
     with atomic_path(packed_path) as tmp:
         save_packed(packed, tmp)
     if curve_path is not None:
@@ -170,4 +229,6 @@ def quantize_checkpoint(
         "bytes_on_disk": Path(packed_path).stat().st_size,
     }
     write_json(report_path, report)
+    if resume is not None:
+        resume.remove()
     return report

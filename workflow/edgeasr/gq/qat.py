@@ -11,11 +11,21 @@ added.  At the end the assignment is made hard (nearest centroid in companded sp
 model's weights are overwritten with the decompressed hard weights, and the packed model is
 returned.  Scales stay at the max magnitudes of the initial weights (latent weights beyond
 them saturate).
+
+A long run can keep its progress in a ``ResumeFile``: the model's state (latent weights, centroids, and
+the other weights when they train), the optimizer's moments, torch's random state and the step, saved
+atomically every few minutes.  A run killed (a Slurm time limit, Ctrl-C, a lost session) and started
+again with the same fingerprint goes on from the last save and ends with the same bytes as a run that
+was never stopped; a file with another fingerprint is set aside.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
+import os
+import time
+from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
@@ -28,7 +38,69 @@ from .model import PackedModel, _collect, _float_state, _meta, apply_packed, qua
 from .soft import hard_assign, init_centroids, soft_quantize, torch_threads
 from .spec import QuantSpec
 
-__all__ = ["qat_finetune", "SoftQuantParam", "UniformSTEParam"]
+__all__ = ["qat_finetune", "ResumeFile", "SoftQuantParam", "UniformSTEParam"]
+
+log = logging.getLogger(__name__)
+
+
+class ResumeFile:
+    """Where one QAT run keeps its progress between saves (see the module's docstring).
+
+    ``fingerprint``: a JSON-able dict naming everything the run's result depends on (spec, recipe, inputs'
+    hashes, code); a saved state with another fingerprint is never resumed.  ``every_s``: seconds between
+    saves (0: after every step).  ``extra()``: the caller's own state saved with each snapshot (a loss
+    curve, elapsed time); it comes back as ``load()["extra"]``.  The file is the caller's to ``remove()``
+    once the run's outputs are written.
+    """
+
+    def __init__(self, path, fingerprint: dict, every_s: float = 300.0, extra: Callable[[], dict] | None = None):
+        self.path = Path(path)
+        self.fingerprint = fingerprint
+        self.every_s = float(every_s)
+        self.extra = extra
+        self._state: dict | None = None
+        self._loaded = False
+        self._last = time.monotonic()
+
+    def load(self) -> dict | None:
+        """The saved state when its fingerprint matches, else None (a mismatching file is renamed aside)."""
+        if not self._loaded:
+            self._loaded = True
+            if self.path.exists():
+                try:
+                    state = torch.load(self.path, map_location="cpu", weights_only=False)
+                except Exception as e:  # noqa: BLE001 - an unreadable file is not resumed
+                    state = None
+                    why = f"unreadable ({type(e).__name__}: {e})"
+                else:
+                    why = "made by another configuration, input or training code"
+                if state is not None and state.get("fingerprint") == self.fingerprint:
+                    self._state = state
+                    log.info("resuming QAT from %s at step %d", self.path, state["step"])
+                else:
+                    stale = self.path.with_name(self.path.name + ".stale")
+                    os.replace(self.path, stale)
+                    log.warning("not resuming from %s: %s; moved to %s, starting afresh", self.path, why, stale)
+        return self._state
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last >= self.every_s
+
+    def save(self, state: dict) -> None:
+        from ..atomic import atomic_path
+
+        state = {**state, "fingerprint": self.fingerprint, "extra": self.extra() if self.extra else {}}
+        with atomic_path(self.path) as tmp:
+            torch.save(state, tmp)
+        self._last = time.monotonic()
+
+    def release(self) -> None:
+        """Drop the loaded state from memory (the weights are restored by then)."""
+        self._state = None
+
+    def remove(self) -> None:
+        for p in (self.path, self.path.with_name(self.path.name + ".stale")):
+            p.unlink(missing_ok=True)
 
 
 class SoftQuantParam(nn.Module):
@@ -109,6 +181,7 @@ def qat_finetune(
     callback: Callable | None = None,
     num_threads: int | None = None,
     window_tol: float | None = 1e-6,
+    resume: ResumeFile | None = None,
 ) -> PackedModel:
     """Quantization-aware fine-tuning; modifies ``model`` in place, returns the packed model.
 
@@ -122,7 +195,8 @@ def qat_finetune(
     (None: leave it).  Latent weights beyond the initial scales saturate; the centroid
     learning rate should shrink with the spacing 2/K at many bits.  ``window_tol``: gq's softmax window
     shrinks from the spec's window to 4 at temperatures where the centroids it leaves out carry at most
-    this much probability mass (None: always the spec's window)."""
+    this much probability mass (None: always the spec's window).  ``resume``: a ``ResumeFile`` to go on
+    from and to save progress in (the callback is called only for the steps this call runs)."""
     with torch_threads(num_threads):
         return _qat(
             model,
@@ -140,6 +214,7 @@ def qat_finetune(
             init=init,
             callback=callback,
             window_tol=window_tol,
+            resume=resume,
         )
 
 
@@ -160,6 +235,7 @@ def _qat(
     init,
     callback,
     window_tol,
+    resume,
 ) -> PackedModel:
     spec = spec or QuantSpec()
     if spec.method not in ("gq", "uniform"):
@@ -224,13 +300,35 @@ def _qat(
                 groups.append({"params": other, "lr": lr})
         opt = torch.optim.Adam(groups)
         model.train()
+        start = 0
+        saved = resume.load() if resume is not None else None
+        if saved is not None:
+            if not 0 < saved["step"] <= steps:
+                raise ValueError(f"{resume.path}: its state does not fit this run (step {saved['step']} of {steps})")
+            # latent weights, centroids (parameters of the parametrizations) and, with train_other, the rest
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            torch.set_rng_state(saved["rng"])
+            start = int(saved["step"])
+            resume.release()
 
         def stream():
             for _ in itertools.count():
                 yield from batches
 
         it = iter(stream())
-        for step in range(steps):
+        for _ in range(start):  # the batches the saved steps consumed
+            next(it)
+
+        def snapshot(done):  # written at once by the caller: views, no copies
+            return {
+                "step": done,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "rng": torch.get_rng_state(),
+            }
+
+        for step in range(start, steps):
             frac = step / max(1, steps - 1)
             tau = tau_start * (tau_end / tau_start) ** frac
             for _, pq, _ in pqs.values():
@@ -245,6 +343,8 @@ def _qat(
                     c.clamp_(-1.0, 1.0)
             if callback is not None:
                 callback(step, tau, float(loss.detach()))
+            if resume is not None and step + 1 < steps and resume.due():
+                resume.save(snapshot(step + 1))
         # end hard
         layers = {}
         with torch.no_grad():
