@@ -652,3 +652,27 @@ def test_qat_killed_and_resumed_ends_with_the_same_bytes(method, train_other, tm
     assert path.with_name("run.resume.stale").exists()
     fresh.remove()
     assert not path.exists() and not path.with_name("run.resume.stale").exists()
+
+
+def test_weight_drift_counts_changed_weights_and_errors_to_float():
+    """Plumbing test on random weights: the drift report of two packed models counts exactly the weights
+    whose decompressed value differs, and each model's relative error to the float weights."""
+    from edgeasr.gq.bench import weight_drift
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(16, 8), nn.Linear(8, 4))
+    ref = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    spec = QuantSpec(method="uniform", bits=4)
+    before = quantize_model(net, spec)
+    with torch.no_grad():
+        net[0].weight[0, :5] += 0.3  # moves some of row 0's weights to other levels
+    after = quantize_model(net, spec)
+    d = weight_drift(ref, before, after, part=lambda name: "all")["all"]
+    changed = sum(int((before[n].dequantize() != after[n].dequantize()).sum()) for n in ("0", "1"))
+    assert d["weights"] == 16 * 8 + 8 * 4 and 0 < changed and d["changed_pct"] == pytest.approx(100 * changed / 160)
+    w = torch.cat([ref["0.weight"].flatten(), ref["1.weight"].flatten()])
+    q = torch.cat([before["0"].dequantize().flatten(), before["1"].dequantize().flatten()])
+    assert d["rel_err_before_pct"] == pytest.approx(100 * float((q - w).norm() / w.norm()), rel=1e-5)
+    assert d["rel_err_after_pct"] > d["rel_err_before_pct"]
+    same = weight_drift(ref, before, before, part=lambda name: "all")["all"]
+    assert same["changed_pct"] == 0 and same["rel_err_after_pct"] == same["rel_err_before_pct"]

@@ -3,8 +3,10 @@
     python -m edgeasr.gq.bench ablation [--size 768]     # synthetic Gaussian / Laplace weights
     python -m edgeasr.gq.bench ct2 PATH/model.bin         # real weights of a CTranslate2 model
     python -m edgeasr.gq.bench timing --arch base --bits 4 8   # random-init HF Whisper
+    python -m edgeasr.gq.bench drift MODEL_DIR QUANTIZED_DIR gq5:gq5-kd [...] [--json F]
+                                                          # what training moved (a study's checkpoints)
 
-All three print plain-text tables.  Nothing here is needed by the quantizer itself.
+All print plain-text tables.  Nothing here is needed by the quantizer itself.
 """
 
 from __future__ import annotations
@@ -79,6 +81,70 @@ def _print(rows, variants=VARIANTS):
         print(f"{r['bits']} | " + " | ".join(f"{r[v]:.3e}" for v in variants) + f" | {r['gq'] / r['uniform']:.2f}")
 
 
+def weight_drift(reference: dict, before, after, part=lambda name: name.split(".")[1]) -> dict:
+    """What training moved, per part of the model (default: a Whisper's ``encoder`` / ``decoder``).
+
+    ``reference``: the float weights by module name + ``.weight``; ``before`` / ``after``: two packed
+    models of the same layers (e.g. the data-free fit and its trained twin).  Per part: weights, the
+    percentage whose decompressed value changed, and the relative error ||W_q - W|| / ||W|| (%) of
+    each model against the float weights."""
+    if set(before.layers) != set(after.layers):
+        raise ValueError("the two packed models quantize different layers")
+    acc: dict = {}
+    for name, lb in sorted(before.layers.items()):
+        wb, wa = lb.dequantize(), after.layers[name].dequantize()
+        w = reference[name + ".weight"].float().reshape(wb.shape)
+        a = acc.setdefault(part(name), [0, 0, 0.0, 0.0, 0.0])
+        a[0] += wb.numel()
+        a[1] += int((wb != wa).sum())
+        a[2] += float(((wb - w) ** 2).sum())
+        a[3] += float(((wa - w) ** 2).sum())
+        a[4] += float((w**2).sum())
+    return {
+        k: {
+            "weights": n,
+            "changed_pct": 100 * c / n,
+            "rel_err_before_pct": 100 * (eb / ww) ** 0.5,
+            "rel_err_after_pct": 100 * (ea / ww) ** 0.5,
+        }
+        for k, (n, c, eb, ea, ww) in acc.items()
+    }
+
+
+def _drift(args) -> None:
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from ..atomic import write_json
+    from .io import load_packed
+
+    files = sorted(Path(args.model_dir).glob("*.safetensors"))
+    if not files:
+        raise SystemExit(f"{args.model_dir}: no *.safetensors weights (a converted-transformers model folder)")
+    ref = {}
+    for f in files:
+        ref.update(load_file(f))
+    out = {"pairs": {}}
+    if args.json and Path(args.json).exists():
+        out = json.loads(Path(args.json).read_text())
+    out.update({"torch": torch.__version__, "measured": time.strftime("%Y-%m-%d")})
+    for pair in args.pairs:
+        a, sep, b = pair.partition(":")
+        if not sep:
+            raise SystemExit(f"pair {pair!r}: write BEFORE:AFTER, e.g. gq5:gq5-kd")
+        d = weight_drift(ref, *(load_packed(Path(args.quantized_dir) / f"{x}.gq") for x in (a, b)))
+        out["pairs"][f"{Path(args.model_dir).parent.name}/{pair}"] = d
+        for part, r in d.items():
+            print(
+                f"{pair} {part}: {r['changed_pct']:.1f} % of {r['weights']} weights changed; error to float "
+                f"{r['rel_err_before_pct']:.2f} % -> {r['rel_err_after_pct']:.2f} %"
+            )
+    if args.json:
+        write_json(args.json, out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m edgeasr.gq.bench")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -92,8 +158,15 @@ def main(argv=None):
     t.add_argument("--arch", choices=["tiny", "base"], default="base")
     t.add_argument("--bits", nargs="+", default=["4", "8", "mixed", "uniform4"])
     t.add_argument("--threads", type=int, default=1)
+    dr = sub.add_parser("drift")
+    dr.add_argument("model_dir", help="the float model (resources/models/<model>/converted-transformers)")
+    dr.add_argument("quantized_dir", help="its packed checkpoints (resources/models/<model>/quantized)")
+    dr.add_argument("pairs", nargs="+", help="BEFORE:AFTER checkpoint names, e.g. gq5:gq5-kd")
+    dr.add_argument("--json", help="add the results to this JSON file")
     args = ap.parse_args(argv)
-    if args.cmd == "ablation":
+    if args.cmd == "drift":
+        _drift(args)
+    elif args.cmd == "ablation":
         g = torch.Generator().manual_seed(0)
         n = args.size
         u = torch.rand(n, n, generator=g) - 0.5
