@@ -638,7 +638,10 @@ def test_qat_killed_and_resumed_ends_with_the_same_bytes(method, train_other, tm
     with pytest.raises(_Killed):  # saves after every step (every_s=0), killed in the callback of step 5
         run(ResumeFile(path, {"run": 1}, every_s=0), kill_at=5)
     assert path.exists() and torch.load(path, weights_only=False)["step"] == 4
+    leftover = tmp_path / ".run.abc123.partial.resume"  # what a kill during a save leaves behind
+    leftover.write_bytes(b"half a save")
     resumed, resumed_losses = run(ResumeFile(path, {"run": 1}, every_s=0))
+    assert not leftover.exists()
     assert [s for s, _ in resumed_losses] == list(range(4, 10))  # only the steps after the save
     assert resumed == straight and resumed_losses == straight_losses[4:]
     assert torch.load(path, weights_only=False)["step"] == 9  # the last save; removing it is the caller's

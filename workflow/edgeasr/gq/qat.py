@@ -66,6 +66,9 @@ class ResumeFile:
         """The saved state when its fingerprint matches, else None (a mismatching file is renamed aside)."""
         if not self._loaded:
             self._loaded = True
+            # a save cut short by a kill leaves atomic_path's temporary file (hundreds of MB): remove it
+            for tmp in self.path.parent.glob(f".{self.path.stem}.*.partial{self.path.suffix}"):
+                tmp.unlink(missing_ok=True)
             if self.path.exists():
                 try:
                     state = torch.load(self.path, map_location="cpu", weights_only=False)
