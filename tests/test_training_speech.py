@@ -200,11 +200,28 @@ def test_the_decoder_prompt_of_a_multilingual_model_names_language_and_task():
     assert decoder_prompt(model) == [50258, 50363] and "language" not in generate_kwargs(model, 64)
 
 
+def _quantize(tiny_whisper, test_manifest, speech_dir, targets, out, q, **kw):
+    """One training job (quantize_checkpoint) on the synthesized speech; its report, packed bytes and loss curve."""
+    from edgeasr.quantize_job import quantize_checkpoint
+
+    report = quantize_checkpoint(
+        tiny_whisper,
+        out / "m.gq",
+        out / "m.json",
+        q,
+        test_manifest=test_manifest,
+        curve_path=out / "loss.csv",
+        training_manifest=speech_dir / "out" / "manifest.csv",
+        teacher_targets=targets,
+        **kw,
+    )
+    return report, (out / "m.gq").read_bytes(), pd.read_csv(out / "loss.csv")
+
+
 @pytest.mark.parametrize("method,loss", [("gq", "ce"), ("uniform", "ce"), ("gq", "kd"), ("uniform", "kd")])
 def test_training_is_deterministic_for_a_seed(speech, tiny_whisper, test_manifest, tmp_path, method, loss):
     from edgeasr.distill import teacher_targets
     from edgeasr.gq import load_packed
-    from edgeasr.quantize_job import quantize_checkpoint
 
     _, man, d, _ = speech
     targets = tmp_path / "teacher.csv"
@@ -233,18 +250,7 @@ def test_training_is_deterministic_for_a_seed(speech, tiny_whisper, test_manifes
 
     def train(name, seed):
         qq = {**q, "training": {**q["training"], "seed": seed}}
-        out = tmp_path / name
-        report = quantize_checkpoint(
-            tiny_whisper,
-            out / "m.gq",
-            out / "m.json",
-            qq,
-            test_manifest=test_manifest,
-            curve_path=out / "loss.csv",
-            training_manifest=d / "out" / "manifest.csv",
-            teacher_targets=targets,
-        )
-        return report, (out / "m.gq").read_bytes(), pd.read_csv(out / "loss.csv")
+        return _quantize(tiny_whisper, test_manifest, d, targets, tmp_path / name, qq)
 
     r1, b1, c1 = train("a", 0)
     r2, b2, c2 = train("b", 0)
@@ -351,7 +357,7 @@ def test_a_killed_training_job_resumes_and_ends_with_the_same_bytes(
     bytes and loss curve as an uninterrupted run, then removes the file.  A changed recipe starts afresh."""
     from edgeasr.distill import teacher_targets
     from edgeasr.gq.qat import ResumeFile
-    from edgeasr.quantize_job import quantize_checkpoint, resume_path
+    from edgeasr.quantize_job import resume_path
 
     _, _, d, _ = speech
     targets = tmp_path / "teacher.csv"
@@ -366,19 +372,7 @@ def test_a_killed_training_job_resumes_and_ends_with_the_same_bytes(
     }
 
     def train(name, qq=q):
-        out = tmp_path / name
-        report = quantize_checkpoint(
-            tiny_whisper,
-            out / "m.gq",
-            out / "m.json",
-            qq,
-            test_manifest=test_manifest,
-            curve_path=out / "loss.csv",
-            training_manifest=d / "out" / "manifest.csv",
-            teacher_targets=targets,
-            resume_every_s=0,
-        )
-        return report, (out / "m.gq").read_bytes(), pd.read_csv(out / "loss.csv")
+        return _quantize(tiny_whisper, test_manifest, d, targets, tmp_path / name, qq, resume_every_s=0)
 
     r_straight, straight, c_straight = train("straight")
     assert not resume_path(tmp_path / "straight" / "m.gq").exists()  # removed once the outputs are written

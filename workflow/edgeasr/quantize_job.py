@@ -166,6 +166,7 @@ def quantize_checkpoint(
             offset_s = float(saved["extra"]["fit_s"])
             t0 = time.perf_counter()
             log.info("resuming from step %d (%.0f s of training before)", saved["step"], offset_s)
+            saved = None  # the model's state in it is qat_finetune's to restore; hold no second reference
         tr = q.get("training") or {}
         seed = int(tr.get("seed", 0))
         torch.manual_seed(seed)

@@ -62,6 +62,11 @@ class ResumeFile:
         self._loaded = False
         self._last = time.monotonic()
 
+    @property
+    def stale_path(self) -> Path:
+        """Where a saved state that is not resumed is moved."""
+        return self.path.with_name(self.path.name + ".stale")
+
     def load(self) -> dict | None:
         """The saved state when its fingerprint matches, else None (a mismatching file is renamed aside)."""
         if not self._loaded:
@@ -81,9 +86,10 @@ class ResumeFile:
                     self._state = state
                     log.info("resuming QAT from %s at step %d", self.path, state["step"])
                 else:
-                    stale = self.path.with_name(self.path.name + ".stale")
-                    os.replace(self.path, stale)
-                    log.warning("not resuming from %s: %s; moved to %s, starting afresh", self.path, why, stale)
+                    os.replace(self.path, self.stale_path)
+                    log.warning(
+                        "not resuming from %s: %s; moved to %s, starting afresh", self.path, why, self.stale_path
+                    )
         return self._state
 
     def due(self) -> bool:
@@ -102,7 +108,7 @@ class ResumeFile:
         self._state = None
 
     def remove(self) -> None:
-        for p in (self.path, self.path.with_name(self.path.name + ".stale")):
+        for p in (self.path, self.stale_path):
             p.unlink(missing_ok=True)
 
 
@@ -313,6 +319,7 @@ def _qat(
             opt.load_state_dict(saved["optimizer"])
             torch.set_rng_state(saved["rng"])
             start = int(saved["step"])
+            saved = None  # with release(): nothing holds the saved copy of the weights while training
             resume.release()
 
         def stream():
