@@ -903,6 +903,18 @@ def test_wer_vs_bits_draws_the_sub_8_bit_cells_only(gpu_cells, cpu_cells):
     kd = kd.assign(packed_group_size=64, weight_bits=4)
     k = F.bits_data(pd.concat([gpu_cells, kd], ignore_index=True)).set_index("precision").loc["gq4-g64-kd"]
     assert k["mode"] == "qat-kd" and k["method"] == "gq g64" and k["bits"] == 4.0
+    # the same loss trained two ways at the same bits: two lines named by what differs, not one line with two
+    # points at 4 bits
+    half = kd.assign(
+        precision="gq4-g64-kd-lr-half", packed_training_recipe="kd, speech s, 300 steps of 4, lr 5e-05, seed 0"
+    )
+    kd = kd.assign(packed_training_recipe="kd, speech s, 300 steps of 4, lr 0.0001, seed 0")
+    m = F.bits_data(pd.concat([gpu_cells, kd, half], ignore_index=True)).set_index("precision")["mode"]
+    assert m["gq4-g64-kd"] == "qat-kd (lr 0.0001)" and m["gq4-g64-kd-lr-half"] == "qat-kd (lr 5e-05)"
+    assert m["gq4"].eq("data_free").all()
+    fig = F.plot_wer_vs_bits(pd.concat([gpu_cells, kd, half], ignore_index=True))
+    legend = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    assert sum("qat-kd (lr 0.0001)" in t for t in legend) == sum("qat-kd (lr 5e-05)" in t for t in legend) == 1
     assert F.bits_data(cpu_cells).empty  # no quantizer cell: the figure says so instead of drawing
     fig = F.plot_wer_vs_bits(cpu_cells)
     assert any("no sub-8-bit cell ran" in t.get_text() for ax in fig.axes for t in ax.texts)

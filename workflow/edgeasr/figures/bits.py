@@ -53,6 +53,7 @@ def bits_data(cells: pd.DataFrame) -> pd.DataFrame:
                 "precision": r["precision"],
                 "method": method,
                 "mode": mode,
+                "recipe": recipe if mode.startswith("qat") and isinstance(recipe, str) else None,
                 "bits": float(bits),
                 "wer_pct": float(r["wer_pct"]),
                 "lo": r.get("wer_ci_low_pct"),
@@ -60,10 +61,28 @@ def bits_data(cells: pd.DataFrame) -> pd.DataFrame:
             }
         )
     # the same checkpoint held another way (decompression) decodes the same text: one point
-    out = pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols + ["recipe"])
+    out["mode"] = _recipe_modes(out)
+    out = out[cols]
     return out.drop_duplicates(["model", "engine", "condition", "method", "mode", "bits", "wer_pct"]).reset_index(
         drop=True
     )
+
+
+def _recipe_modes(rows: pd.DataFrame) -> pd.Series:
+    """The training mode, with the recipe's distinguishing settings where one distillation loss was trained
+    more than one way (e.g. "qat-kd (lr 5e-05, centroid lr 0.0005)"), so each recipe is a line of its own
+    instead of two points at the same bits joined on one line."""
+    modes = rows["mode"].copy()
+    for mode, g in rows[rows["recipe"].notna()].groupby("mode"):
+        recipes = list(dict.fromkeys(g["recipe"]))
+        if len(recipes) < 2:
+            continue
+        fields = [[f.strip() for f in r.split(",")] for r in recipes]
+        shared = set.intersection(*(set(f) for f in fields))
+        tag = {r: ", ".join(f for f in fs if f not in shared) for r, fs in zip(recipes, fields)}
+        modes[g.index] = [f"{mode} ({tag[r]})" for r in g["recipe"]]
+    return modes
 
 
 def plot_wer_vs_bits(cells, paper=None, **_):
@@ -96,7 +115,14 @@ def plot_wer_vs_bits(cells, paper=None, **_):
     from matplotlib.lines import Line2D
 
     handles = [
-        Line2D([], [], color=pal[i % len(pal)], linestyle=style.get(s[2], ":"), marker=marker[s[0]], label=lab)
+        Line2D(
+            [],
+            [],
+            color=pal[i % len(pal)],
+            linestyle=style.get(s[2].split(" ")[0], ":"),
+            marker=marker[s[0]],
+            label=lab,
+        )
         for i, (s, lab) in enumerate(zip(series, labels))
     ]
     for k, cond in enumerate(conds):
@@ -114,7 +140,7 @@ def plot_wer_vs_bits(cells, paper=None, **_):
                 pts["wer_pct"],
                 yerr=[lo, hi],
                 color=pal[i % len(pal)],
-                linestyle=style.get(s[2], ":"),
+                linestyle=style.get(s[2].split(" ")[0], ":"),
                 marker=marker[s[0]],
                 markersize=4.5,
                 linewidth=1.3,
