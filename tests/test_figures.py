@@ -915,6 +915,10 @@ def test_wer_vs_bits_draws_the_sub_8_bit_cells_only(gpu_cells, cpu_cells):
     fig = F.plot_wer_vs_bits(pd.concat([gpu_cells, kd, half], ignore_index=True))
     legend = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
     assert sum("qat-kd (lr 0.0001)" in t for t in legend) == sum("qat-kd (lr 5e-05)" in t for t in legend) == 1
+    # whole bits as ticks: the mixed allocation's 4.75 is drawn, not labelled over its neighbours
+    fig = F.plot_wer_vs_bits(pd.concat([gpu_cells, mixed], ignore_index=True))
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks == ["4", "5"] and 4.75 in set(F.bits_data(pd.concat([gpu_cells, mixed]))["bits"])
     assert F.bits_data(cpu_cells).empty  # no quantizer cell: the figure says so instead of drawing
     fig = F.plot_wer_vs_bits(cpu_cells)
     assert any("no sub-8-bit cell ran" in t.get_text() for ax in fig.axes for t in ax.texts)

@@ -153,8 +153,10 @@ def plot_wer_vs_bits(cells, paper=None, **_):
         for r in ref.itertuples():
             ax.axhline(r.wer_pct, color="#777777", linewidth=0.9, linestyle="-" if r.precision == "fp32" else ":")
         log_if_wide(ax, list(d["wer_pct"]) + list(ref["wer_pct"]), axis="y")
-        ticks = sorted(set(data["bits"]))
-        ax.set_xticks(ticks, [f"{b:g}" for b in ticks])
+        # whole bits as ticks; a mixed allocation (e.g. 5.14 mean bits) sits between them, unlabelled, so its
+        # tick does not print over its neighbours'
+        ticks = list(range(int(min(data["bits"])), int(-(-max(data["bits"]) // 1)) + 1))
+        ax.set_xticks(ticks, [str(b) for b in ticks])
         ax.set_xlim(max(ticks) + 0.6, min(ticks) - 0.6)  # fewer bits to the right
         ax.set(xlabel="bits per quantized weight", ylabel="WER (%)", title=cond)
         ax.title.set_fontsize(9)
