@@ -7,6 +7,8 @@ model and engine as horizontal lines. A mixed allocation is drawn at its mean bi
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from .cells import is_num, model_order
@@ -95,6 +97,8 @@ def plot_wer_vs_bits(cells, paper=None, **_):
     marker = {m: "os^Dv<>"[i % 7] for i, m in enumerate(models)}
     style = {"data_free": "--", "qat": "-", "qat-ce": "-.", "qat-kd": "-"}
     labels = [f"{m} · {meth} · {mode.replace('_', '-')}" for m, meth, mode in series]
+    # a recipe-named mode ("qat-kd (lr 5e-05)") draws in its loss's style
+    line = [style.get(mode.split(" ")[0], ":") for _, _, mode in series]
     notes = [
         "Points: corpus WER; bars: bootstrap 95 % interval over utterances. Grey lines: fp32 (solid) and "
         "int8 (dotted) of the same model and engine. A mixed allocation sits at its mean bits per weight.",
@@ -119,7 +123,7 @@ def plot_wer_vs_bits(cells, paper=None, **_):
             [],
             [],
             color=pal[i % len(pal)],
-            linestyle=style.get(s[2].split(" ")[0], ":"),
+            linestyle=line[i],
             marker=marker[s[0]],
             label=lab,
         )
@@ -140,7 +144,7 @@ def plot_wer_vs_bits(cells, paper=None, **_):
                 pts["wer_pct"],
                 yerr=[lo, hi],
                 color=pal[i % len(pal)],
-                linestyle=style.get(s[2].split(" ")[0], ":"),
+                linestyle=line[i],
                 marker=marker[s[0]],
                 markersize=4.5,
                 linewidth=1.3,
@@ -155,7 +159,7 @@ def plot_wer_vs_bits(cells, paper=None, **_):
         log_if_wide(ax, list(d["wer_pct"]) + list(ref["wer_pct"]), axis="y")
         # whole bits as ticks; a mixed allocation (e.g. 5.14 mean bits) sits between them, unlabelled, so its
         # tick does not print over its neighbours'
-        ticks = list(range(int(min(data["bits"])), int(-(-max(data["bits"]) // 1)) + 1))
+        ticks = list(range(math.floor(min(data["bits"])), math.ceil(max(data["bits"])) + 1))
         ax.set_xticks(ticks, [str(b) for b in ticks])
         ax.set_xlim(max(ticks) + 0.6, min(ticks) - 0.6)  # fewer bits to the right
         ax.set(xlabel="bits per quantized weight", ylabel="WER (%)", title=cond)
